@@ -1,0 +1,85 @@
+# Shared helpers for the project's scripts (sourced, not run).
+# Decides where PostgreSQL 18 is built, which OS user runs servers, and how to run commands as it.
+
+PGT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PGT_PG_VERSION_MAJOR=18
+PGT_RUN_USER_DEFAULT=pgtrickle
+
+log() { printf '[pg_trickle] %s\n' "$*" >&2; }
+die() { printf '[pg_trickle] error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Where builds are cached. As root, under /opt (readable by the unprivileged server user);
+# as a normal user, under the user's cache directory. Override with PGT_CACHE_DIR.
+pgt_cache_dir() {
+	if [ -n "${PGT_CACHE_DIR:-}" ]; then
+		echo "$PGT_CACHE_DIR"
+	elif is_root; then
+		echo /opt/pg_trickle
+	else
+		echo "${XDG_CACHE_HOME:-$HOME/.cache}/pg_trickle"
+	fi
+}
+
+# flavor: "debug" (assert-enabled, used by tests) or "release" (optimised, used by benchmarks)
+pgt_pg_prefix() {
+	local flavor=${1:-debug}
+	if [ "$flavor" = debug ] && [ -n "${PGT_PG_PREFIX:-}" ]; then
+		echo "$PGT_PG_PREFIX"
+	else
+		echo "$(pgt_cache_dir)/pg18-$flavor"
+	fi
+}
+
+# The OS user that owns data directories and runs postgres. initdb refuses root.
+pgt_run_user() {
+	if is_root; then echo "${PGT_RUN_USER:-$PGT_RUN_USER_DEFAULT}"; else id -un; fi
+}
+
+ensure_run_user() {
+	is_root || return 0
+	local u
+	u=$(pgt_run_user)
+	if ! id "$u" >/dev/null 2>&1; then
+		log "creating unprivileged OS user '$u' to run PostgreSQL"
+		useradd --system --create-home --home-dir "/var/lib/$u" --shell /bin/bash "$u"
+	fi
+}
+
+# Run a command as the server user (a no-op wrapper when not root).
+as_run_user() {
+	if is_root; then
+		runuser -u "$(pgt_run_user)" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Debian packages the build and the tests need.
+PGT_DEB_PACKAGES="build-essential bison flex libreadline-dev zlib1g-dev libicu-dev libssl-dev pkg-config \
+libipc-run-perl cmake libgtest-dev python3-psycopg python3-pytest xz-utils bzip2 dpkg-dev"
+
+ensure_packages() {
+	local missing=() p
+	for p in $PGT_DEB_PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if is_root; then
+		log "installing Debian packages: ${missing[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+		log "installing Debian packages with sudo: ${missing[*]}"
+		sudo apt-get update -qq
+		sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	else
+		die "missing Debian packages: ${missing[*]} (install them: sudo apt-get install ${missing[*]})"
+	fi
+}
+
+# A free TCP port on loopback.
+free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}

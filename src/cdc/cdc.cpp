@@ -1,0 +1,307 @@
+#include "cdc/cdc.hpp"
+
+#include "catalog/catalog.hpp"
+#include "core/errors.hpp"
+#include "core/sql_text.hpp"
+#include "pg/security.hpp"
+
+extern "C" {
+#include "access/transam.h"
+#include "commands/trigger.h"
+#include "utils/inval.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+#include "utils/xid8.h"
+}
+
+#include <unordered_map>
+
+namespace pgtrickle::cdc {
+
+namespace {
+
+constexpr const char *kTriggerNames[] = {"pgt_capture_ins", "pgt_capture_upd", "pgt_capture_del",
+                                         "pgt_capture_trunc"};
+
+std::string
+BufferQualified(Oid relid) {
+	return QuoteQualified("pgtrickle_changes", BufferName(relid));
+}
+
+} // namespace
+
+std::string
+BufferName(Oid source_relid) {
+	return "changes_" + std::to_string(source_relid);
+}
+
+void
+EnsureCapture(pg::SpiSession &spi, const SourceRelation &source) {
+	pg::SpiRows existing = spi.Query("SELECT 1 FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1",
+	                                 pg::SqlParams().Oid(source.relid));
+	if (existing.Count() > 0)
+		return;
+
+	// Columns of the source, in order, without dropped ones.
+	pg::SpiRows cols = spi.Query("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 "
+	                             "AND NOT attisdropped ORDER BY attnum",
+	                             pg::SqlParams().Oid(source.relid));
+	std::vector<std::string> names;
+	std::vector<std::string> select_list;
+	for (size_t i = 0; i < cols.Count(); i++) {
+		const std::string &c = cols.Text(i, 0);
+		if (IsReservedColumnName(c))
+			throw UserError(sqlstate::kReservedName,
+			                "column \"" + c + "\" of source table \"" + source.schema + "." + source.name +
+			                    "\" uses a reserved name",
+			                "Column names beginning with \"__pgt_\" are used by pg_trickle's change buffers.",
+			                "Rename the column.");
+		names.push_back(c);
+		select_list.push_back("s." + QuoteIdent(c));
+	}
+
+	std::string src = QuoteQualified(source.schema, source.name);
+	std::string buf = BufferQualified(source.relid);
+	Oid owner = pg::ExtensionOwner(spi);
+	{
+		pg::AsRole as_owner(owner);
+		spi.Exec("CREATE TABLE " + buf + " AS SELECT NULL::pg_catalog.xid8 AS \"__pgt_xid\", " +
+		         "NULL::pg_catalog.\"char\" AS \"__pgt_op\"" + (select_list.empty() ? "" : ", ") +
+		         Join(select_list, ", ") + " FROM " + src + " s WITH NO DATA");
+		spi.Exec("ALTER TABLE " + buf + " ALTER COLUMN \"__pgt_xid\" SET NOT NULL, ALTER COLUMN \"__pgt_op\" SET NOT NULL");
+		spi.Exec("CREATE INDEX ON " + buf + " (\"__pgt_xid\")");
+		spi.Exec("CREATE TRIGGER pgt_capture_ins AFTER INSERT ON " + src +
+		         " REFERENCING NEW TABLE AS __pgt_new FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+		spi.Exec("CREATE TRIGGER pgt_capture_upd AFTER UPDATE ON " + src +
+		         " REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new FOR EACH STATEMENT "
+		         "EXECUTE FUNCTION pgtrickle.pgt_capture()");
+		spi.Exec("CREATE TRIGGER pgt_capture_del AFTER DELETE ON " + src +
+		         " REFERENCING OLD TABLE AS __pgt_old FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+		spi.Exec("CREATE TRIGGER pgt_capture_trunc AFTER TRUNCATE ON " + src +
+		         " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+		// Fire even under session_replication_role = replica (pg_restore, replication tools).
+		for (const char *t : kTriggerNames)
+			spi.Exec("ALTER TABLE " + src + " ENABLE ALWAYS TRIGGER " + t);
+	}
+	pg::SqlParams p;
+	p.Oid(source.relid).Text(source.schema).Text(source.name).Text(BufferName(source.relid)).TextArray(names);
+	spi.Exec("INSERT INTO pgtrickle.pgt_change_tracking (source_relid, source_schema, source_name, buffer_name, "
+	         "captured_columns) VALUES ($1, $2, $3, $4, $5)",
+	         p);
+}
+
+void
+DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid) {
+	if (catalog::IsSourceInUse(spi, source_relid))
+		return;
+	pg::SpiRows rows = spi.Query("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1 RETURNING 1",
+	                             pg::SqlParams().Oid(source_relid));
+	if (rows.Count() == 0)
+		return;
+	Oid owner = pg::ExtensionOwner(spi);
+	pg::AsRole as_owner(owner);
+	// The source may already be gone (dropped with CASCADE); then its triggers went with it.
+	pg::SpiRows rel = spi.Query("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+	                            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+	                            pg::SqlParams().Oid(source_relid));
+	if (rel.Count() > 0) {
+		std::string src = QuoteQualified(rel.Text(0, 0), rel.Text(0, 1));
+		for (const char *t : kTriggerNames)
+			spi.Exec(std::string("DROP TRIGGER IF EXISTS ") + t + " ON " + src);
+	}
+	spi.Exec("DROP TABLE IF EXISTS " + BufferQualified(source_relid));
+}
+
+uint64_t
+TrimBuffer(pg::SpiSession &spi, Oid source_relid) {
+	// Consumers that have a frontier; unpopulated ones recompute fully and need no buffer rows.
+	pg::SpiRows horizon = spi.Query(
+	    "SELECT min(pg_catalog.pg_snapshot_xmin(st.frontier))::text FROM pgtrickle.pgt_dependencies d "
+	    "JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1",
+	    pg::SqlParams().Oid(source_relid));
+	if (horizon.Count() == 0 || horizon.IsNull(0, 0))
+		return 0;
+	pg::SpiRows unpopulated = spi.Query(
+	    "SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) "
+	    "WHERE d.source_relid = $1 AND st.frontier IS NULL AND st.is_populated",
+	    pg::SqlParams().Oid(source_relid));
+	if (unpopulated.Count() > 0)
+		return 0;
+	std::string buf = BufferQualified(source_relid);
+	pg::AsRole as_owner(pg::ExtensionOwner(spi));
+	return spi.Exec("DELETE FROM " + buf + " WHERE ctid IN (SELECT ctid FROM " + buf +
+	                    " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) $1::pg_catalog.xid8 FOR UPDATE SKIP LOCKED)",
+	                pg::SqlParams().Text(horizon.Text(0, 0)));
+}
+
+// ------------------------------------------------------------------------------------------------
+// The capture trigger
+// ------------------------------------------------------------------------------------------------
+
+namespace {
+
+enum CaptureOp { kInsert = 0, kUpdate, kDelete, kTruncate, kOpCount };
+
+// Per source: the INSERT ... SELECT statement for each operation, prepared when that operation first
+// fires (its transition tables must be registered to prepare it) and kept across transactions.
+struct CapturePlans {
+	SPIPlanPtr plans[kOpCount] = {nullptr, nullptr, nullptr, nullptr};
+	std::string sql[kOpCount];
+	Oid owner = InvalidOid;
+	bool valid = false;
+};
+
+std::unordered_map<Oid, CapturePlans> &
+PlanCache() {
+	static std::unordered_map<Oid, CapturePlans> cache;
+	return cache;
+}
+
+void
+InvalidateCapturePlans(Datum, Oid relid) {
+	// Called by PostgreSQL: no allocation, no throwing; plans are freed lazily on next use.
+	auto &cache = PlanCache();
+	if (relid == InvalidOid) {
+		for (auto &entry : cache)
+			entry.second.valid = false;
+		return;
+	}
+	auto it = cache.find(relid);
+	if (it != cache.end())
+		it->second.valid = false;
+}
+
+SPIPlanPtr
+PrepareKept(const std::string &sql) {
+	const char *text = sql.c_str();
+	return pg::PgCall([&]() {
+		Oid types[1] = {XID8OID};
+		SPIPlanPtr plan = SPI_prepare(text, 1, types);
+		if (!plan)
+			elog(ERROR, "could not prepare capture statement: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep capture plan");
+		return plan;
+	});
+}
+
+void
+FreePlans(CapturePlans &plans) {
+	for (SPIPlanPtr &p : plans.plans) {
+		if (p) {
+			SPIPlanPtr plan = p;
+			pg::PgCall([&]() { SPI_freeplan(plan); });
+			p = nullptr;
+		}
+	}
+	plans.valid = false;
+}
+
+// Builds the statements' text (cheap) when the entry is new or invalidated.
+CapturePlans &
+GetPlans(pg::SpiSession &spi, Oid relid) {
+	auto &cache = PlanCache();
+	CapturePlans &plans = cache[relid];
+	if (plans.valid)
+		return plans;
+	FreePlans(plans);
+
+	pg::SpiRows rows = spi.Query("SELECT pg_catalog.unnest(captured_columns) FROM pgtrickle.pgt_change_tracking "
+	                             "WHERE source_relid = $1",
+	                             pg::SqlParams().Oid(relid));
+	pg::SpiRows header = spi.Query("SELECT buffer_name, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = "
+	                               "('pgtrickle_changes.' || pg_catalog.quote_ident(buffer_name))::pg_catalog.regclass) "
+	                               "FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1",
+	                               pg::SqlParams().Oid(relid));
+	if (header.Count() == 0)
+		throw UserError(sqlstate::kObjectNotInPrerequisiteState,
+		                "no change buffer exists for relation with OID " + std::to_string(relid),
+		                "The capture trigger outlived its change buffer.",
+		                "Drop the pgt_capture_* triggers on this table, or recreate the stream table.");
+	std::string buf = QuoteQualified("pgtrickle_changes", header.Text(0, 0));
+	plans.owner = static_cast<Oid>(header.Int64(0, 1));
+	std::vector<std::string> target{"\"__pgt_xid\"", "\"__pgt_op\""};
+	std::vector<std::string> from_old;
+	std::vector<std::string> from_new;
+	for (size_t i = 0; i < rows.Count(); i++) {
+		std::string c = QuoteIdent(rows.Text(i, 0));
+		target.push_back(c);
+		from_old.push_back("o." + c);
+		from_new.push_back("n." + c);
+	}
+	std::string insert_into = "INSERT INTO " + buf + " (" + Join(target, ", ") + ") ";
+	std::string old_list = from_old.empty() ? "" : ", " + Join(from_old, ", ");
+	std::string new_list = from_new.empty() ? "" : ", " + Join(from_new, ", ");
+	plans.sql[kInsert] = insert_into + "SELECT $1, 'I'" + new_list + " FROM __pgt_new n";
+	plans.sql[kDelete] = insert_into + "SELECT $1, 'D'" + old_list + " FROM __pgt_old o";
+	plans.sql[kUpdate] = insert_into + "SELECT $1, 'D'" + old_list + " FROM __pgt_old o UNION ALL SELECT $1, 'I'" +
+	                     new_list + " FROM __pgt_new n";
+	plans.sql[kTruncate] = "INSERT INTO " + buf + " (\"__pgt_xid\", \"__pgt_op\") VALUES ($1, 'T')";
+	plans.valid = true;
+	return plans;
+}
+
+Datum
+CaptureImpl(FunctionCallInfo fcinfo) {
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		throw UserError(sqlstate::kObjectNotInPrerequisiteState, "pgt_capture() must be called as a trigger");
+	auto *td = reinterpret_cast<TriggerData *>(fcinfo->context);
+	if (!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event))
+		throw UserError(sqlstate::kObjectNotInPrerequisiteState,
+		                "pgt_capture() must be an AFTER ... FOR EACH STATEMENT trigger");
+	Oid relid = RelationGetRelid(td->tg_relation);
+
+	CaptureOp op;
+	Tuplestorestate *rows;
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
+		op = kInsert;
+		rows = td->tg_newtable;
+	} else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
+		op = kUpdate;
+		rows = td->tg_newtable;
+	} else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
+		op = kDelete;
+		rows = td->tg_oldtable;
+	} else {
+		op = kTruncate;
+		rows = nullptr;
+	}
+	// A statement that changed nothing writes nothing (and does not force an xid to be assigned).
+	if (op != kTruncate && (rows == nullptr || pg::PgCall([&]() { return tuplestore_tuple_count(rows); }) == 0))
+		return PointerGetDatum(nullptr);
+
+	pg::SpiSession spi;
+	pg::PgCall([&]() {
+		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "could not register transition tables");
+	});
+	CapturePlans &plans = GetPlans(spi, relid);
+	if (!plans.plans[op])
+		plans.plans[op] = PrepareKept(plans.sql[op]);
+	SPIPlanPtr plan = plans.plans[op];
+	pg::AsRole as_owner(plans.owner);
+	pg::PgCall([&]() {
+		Datum values[1] = {FullTransactionIdGetDatum(GetTopFullTransactionId())};
+		int rc = SPI_execute_plan(plan, values, nullptr, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "change capture insert failed: %s", SPI_result_code_string(rc));
+	});
+	return PointerGetDatum(nullptr);
+}
+
+} // namespace
+
+void
+RegisterInvalidationCallbacks() {
+	CacheRegisterRelcacheCallback(InvalidateCapturePlans, (Datum)0);
+}
+
+} // namespace pgtrickle::cdc
+
+extern "C" {
+PG_FUNCTION_INFO_V1(pgt_capture);
+Datum
+pgt_capture(PG_FUNCTION_ARGS) {
+	return pgtrickle::pg::CxxBoundary(__func__, [&]() { return pgtrickle::cdc::CaptureImpl(fcinfo); });
+}
+}

@@ -1,0 +1,10 @@
+// pg_trickle's configuration parameters (GUCs). Registered once, in _PG_init.
+#pragma once
+
+namespace pgtrickle::guc {
+
+extern int min_schedule_seconds;
+
+void Register();
+
+} // namespace pgtrickle::guc

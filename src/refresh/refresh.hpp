@@ -1,0 +1,34 @@
+// One refresh of one stream table (see README.md).
+#pragma once
+
+#include "catalog/catalog.hpp"
+#include "pg/spi.hpp"
+
+#include <string>
+
+namespace pgtrickle::refresh {
+
+enum class InitiatedBy { Scheduler, Manual, Initial };
+
+struct RefreshResult {
+	std::string action; // FULL, DIFFERENTIAL, NO_DATA
+	int64_t rows_inserted = 0;
+	int64_t rows_deleted = 0;
+};
+
+// Refreshes `st` in the current transaction. The caller holds an SPI session.
+RefreshResult RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, InitiatedBy who);
+
+// True while this backend is writing a stream table as part of a refresh.
+bool InRefresh();
+
+// RAII: marks this backend as writing stream tables (the guard trigger lets writes through).
+class RefreshWriteScope {
+public:
+	RefreshWriteScope();
+	~RefreshWriteScope();
+	RefreshWriteScope(const RefreshWriteScope &) = delete;
+	RefreshWriteScope &operator=(const RefreshWriteScope &) = delete;
+};
+
+} // namespace pgtrickle::refresh

@@ -83,3 +83,21 @@ ensure_packages() {
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+
+# Builds and installs the extension against one PostgreSQL flavor, in a private copy of the source
+# tree (build/ext-FLAVOR), so debug and release objects never mix in the working tree.
+build_extension() {
+	local flavor=${1:-debug}
+	local prefix bdir
+	prefix=$(pgt_pg_prefix "$flavor")
+	[ -x "$prefix/bin/pg_config" ] || die "PostgreSQL ($flavor) is not built: run scripts/build-postgres.sh $flavor"
+	bdir="$PGT_ROOT/build/ext-$flavor"
+	mkdir -p "$bdir"
+	# Copy sources (not build products) into the build directory.
+	(cd "$PGT_ROOT" && tar cf - --exclude=./build --exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.d' \
+		--exclude=./test/regress/results . ) | (cd "$bdir" && tar xf -)
+	log "building pg_trickle against PostgreSQL ($flavor)"
+	make -C "$bdir" -s -j"$(nproc 2>/dev/null || echo 2)" PG_CONFIG="$prefix/bin/pg_config" PGT_WERROR=1 >/dev/null ||
+		die "extension build failed"
+	make -C "$bdir" -s PG_CONFIG="$prefix/bin/pg_config" install >/dev/null || die "extension install failed"
+}

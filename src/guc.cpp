@@ -9,12 +9,18 @@ extern "C" {
 namespace pgtrickle::guc {
 
 int min_schedule_seconds = 1;
+double differential_max_change_ratio = 0.15;
 
 void
 Register() {
 	DefineCustomIntVariable("pg_trickle.min_schedule_seconds",
 	                        "Shortest duration schedule a stream table may have, in seconds.", nullptr,
 	                        &min_schedule_seconds, 1, 1, 86400, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomRealVariable("pg_trickle.differential_max_change_ratio",
+	                         "Fraction of a source's rows changed since the last refresh above which a DIFFERENTIAL "
+	                         "stream table is refreshed FULL instead (0 = never).",
+	                         nullptr, &differential_max_change_ratio, 0.15, 0.0, 1.0, PGC_USERSET, 0, nullptr, nullptr,
+	                         nullptr);
 	MarkGUCPrefixReserved("pg_trickle");
 }
 

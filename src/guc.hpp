@@ -4,6 +4,7 @@
 namespace pgtrickle::guc {
 
 extern int min_schedule_seconds;
+extern double differential_max_change_ratio;
 
 void Register();
 

@@ -1,5 +1,7 @@
 // create_stream_table, alter_stream_table, drop_stream_table, refresh_stream_table.
 #include "analyze/analyze.hpp"
+#include "analyze/dvm.hpp"
+#include "core/dvm_plan.hpp"
 #include "catalog/catalog.hpp"
 #include "cdc/cdc.hpp"
 #include "core/errors.hpp"
@@ -65,9 +67,10 @@ ParseRefreshMode(const std::string &text) {
 struct ModeDecision {
 	std::string mode;                  // FULL | DIFFERENTIAL
 	std::optional<std::string> reason; // why not DIFFERENTIAL
+	std::optional<DvmPlan> plan;       // DIFFERENTIAL
 };
 
-// Why `aq` cannot be maintained differentially, or nullopt.
+// Reasons that rule out differential maintenance before any planning.
 std::optional<std::string>
 DifferentialBlocker(const AnalyzedQuery &aq) {
 	if (aq.has_volatile) {
@@ -79,30 +82,41 @@ DifferentialBlocker(const AnalyzedQuery &aq) {
 		if (s.relkind == 'm' || s.relkind == 'f')
 			return std::string(s.relkind == 'm' ? "materialized view" : "foreign table") + " \"" + s.schema + "." +
 			       s.name + "\" has no change capture";
-	return "differential maintenance is not implemented yet (every refresh is FULL)";
+	return std::nullopt;
 }
 
 ModeDecision
 DecideMode(const std::string &requested, const AnalyzedQuery &aq) {
 	if (requested == "FULL")
-		return {"FULL", std::nullopt};
+		return {"FULL", std::nullopt, std::nullopt};
 	auto blocker = DifferentialBlocker(aq);
-	if (!blocker)
-		return {"DIFFERENTIAL", std::nullopt};
+	if (!blocker) {
+		DvmBuildResult built = BuildDvmPlan(aq.deparsed, true);
+		if (built.plan)
+			return {"DIFFERENTIAL", std::nullopt, std::move(built.plan)};
+		blocker = built.unsupported;
+	}
 	if (requested == "DIFFERENTIAL") {
 		if (aq.has_volatile)
 			throw UserError(sqlstate::kFeatureNotSupported,
 			                "volatile functions are not allowed in a DIFFERENTIAL stream table",
 			                "Reason: " + *blocker + ".",
 			                "Use refresh_mode => 'FULL', or replace the function with a stable or immutable one.");
-		throw UserError(sqlstate::kFeatureNotSupported,
-		                "query cannot be maintained with DIFFERENTIAL refresh", "Reason: " + *blocker + ".",
-		                "Use refresh_mode => 'FULL' or 'AUTO'.");
+		throw UserError(sqlstate::kFeatureNotSupported, "query cannot be maintained with DIFFERENTIAL refresh",
+		                "Reason: " + *blocker + ".", "Use refresh_mode => 'FULL' or 'AUTO'.");
 	}
 	pg::PgCall([&]() {
 		ereport(WARNING, (errmsg("stream table will use FULL refresh"), errdetail("Reason: %s.", blocker->c_str())));
 	});
-	return {"FULL", blocker};
+	return {"FULL", blocker, std::nullopt};
+}
+
+// The SELECT whose columns define the storage table.
+std::string
+StorageSql(const AnalyzedQuery &aq, const ModeDecision &mode) {
+	if (mode.plan)
+		return PopulationSql(*mode.plan);
+	return "SELECT * FROM (\n" + aq.deparsed + "\n) AS q";
 }
 
 void
@@ -124,21 +138,30 @@ RelationOid(const std::string &schema, const std::string &name) {
 
 // Creates the storage table (the query's columns, no rows) and its write guard; returns its OID.
 Oid
-CreateStorage(pg::SpiSession &spi, const std::string &schema, const std::string &name, const AnalyzedQuery &aq) {
+CreateStorage(pg::SpiSession &spi, const std::string &schema, const std::string &name, const AnalyzedQuery &aq,
+              const ModeDecision &mode) {
 	std::string qualified = QuoteQualified(schema, name);
-	spi.Exec("CREATE TABLE " + qualified + " AS SELECT * FROM (\n" + aq.deparsed + "\n) AS q WITH NO DATA");
+	spi.Exec("CREATE TABLE " + qualified + " AS " + StorageSql(aq, mode) + " WITH NO DATA");
+	if (mode.plan)
+		spi.Exec("CREATE INDEX ON " + qualified + " (" + QuoteIdent(kRidColumn) + ")");
 	spi.Exec("CREATE TRIGGER pgt_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON " + qualified +
 	         " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_guard()");
 	return RelationOid(schema, name);
 }
 
+// Capture starts before anything reads the sources: the differential plan reads the change buffers,
+// and the initial population's snapshot must be taken after the triggers exist.
 void
-RecordSources(pg::SpiSession &spi, int64_t pgt_id, const AnalyzedQuery &aq) {
-	for (const auto &src : aq.sources) {
-		catalog::InsertDependency(spi, pgt_id, {src.relid, src.schema, src.name, src.SourceType()});
+StartCapture(pg::SpiSession &spi, const AnalyzedQuery &aq) {
+	for (const auto &src : aq.sources)
 		if (src.IsCaptured())
 			cdc::EnsureCapture(spi, src);
-	}
+}
+
+void
+RecordSources(pg::SpiSession &spi, int64_t pgt_id, const AnalyzedQuery &aq) {
+	for (const auto &src : aq.sources)
+		catalog::InsertDependency(spi, pgt_id, {src.relid, src.schema, src.name, src.SourceType()});
 }
 
 void
@@ -204,6 +227,7 @@ CreateStreamTable(FunctionCallInfo fcinfo) {
 
 	AnalyzedQuery aq = AnalyzeDefiningQuery(query);
 	MarkStreamTableSources(spi, aq);
+	StartCapture(spi, aq);
 	ModeDecision mode = DecideMode(requested, aq);
 
 	catalog::StreamTable st;
@@ -215,9 +239,8 @@ CreateStreamTable(FunctionCallInfo fcinfo) {
 	st.refresh_mode = mode.mode;
 	st.requested_refresh_mode = requested;
 	st.status = "INITIALIZING";
-	st.relid = CreateStorage(spi, st.schema, st.name, aq);
+	st.relid = CreateStorage(spi, st.schema, st.name, aq, mode);
 	st.pgt_id = catalog::InsertStreamTable(spi, st, mode.reason, aq.volatile_functions);
-	// Capture first: the initial population's snapshot is taken after the triggers exist.
 	RecordSources(spi, st.pgt_id, aq);
 
 	if (initialize) {
@@ -276,12 +299,21 @@ RefreshStreamTableFn(FunctionCallInfo fcinfo) {
 std::vector<std::pair<std::string, std::string>>
 StorageColumns(pg::SpiSession &spi, Oid relid) {
 	pg::SpiRows rows = spi.Query("SELECT attname, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
-	                             "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped "
-	                             "AND attname NOT LIKE '\\_\\_pgt\\_%' ORDER BY attnum",
+	                             "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
 	                             pg::SqlParams().Oid(relid));
 	std::vector<std::pair<std::string, std::string>> out;
 	for (size_t i = 0; i < rows.Count(); i++)
 		out.emplace_back(rows.Text(i, 0), rows.Text(i, 1));
+	return out;
+}
+
+// Columns (name, type) a SELECT would produce, without running it.
+std::vector<std::pair<std::string, std::string>>
+DescribeColumns(pg::SpiSession &spi, const std::string &select_sql) {
+	pg::SpiRows rows = spi.Query("SELECT * FROM (\n" + select_sql + "\n) AS q LIMIT 0");
+	std::vector<std::pair<std::string, std::string>> out;
+	for (size_t i = 0; i < rows.names_.size(); i++)
+		out.emplace_back(rows.names_[i], rows.types_.at(i));
 	return out;
 }
 
@@ -323,24 +355,28 @@ AlterStreamTable(FunctionCallInfo fcinfo) {
 		st.status = *status;
 	}
 
-	if (query) {
-		AnalyzedQuery aq = AnalyzeDefiningQuery(*query);
+	if (query || requested) {
+		// Redefinition: the new query (or the current one under a new mode).
+		AnalyzedQuery aq = AnalyzeDefiningQuery(query ? *query : st.defining_query);
+		if (!query)
+			aq.original = st.original_query;
 		MarkStreamTableSources(spi, aq);
 		CheckNoCycle(spi, aq, st.relid, st.DisplayName());
+		StartCapture(spi, aq);
 		ModeDecision mode = DecideMode(effective_requested, aq);
 
-		std::vector<std::pair<std::string, std::string>> new_cols;
-		for (const auto &c : aq.columns)
-			new_cols.emplace_back(c.name, c.type_sql);
-		if (new_cols != StorageColumns(spi, st.relid)) {
+		// Keep the storage table when its layout does not change; otherwise rebuild it (refused when
+		// other stream tables read it, since they would see different columns).
+		if (DescribeColumns(spi, StorageSql(aq, mode)) != StorageColumns(spi, st.relid)) {
 			if (!catalog::GetDependents(spi, st.relid).empty())
 				throw UserError(sqlstate::kFeatureNotSupported,
 				                "cannot change the columns of stream table \"" + st.DisplayName() + "\"",
 				                "Other stream tables read it.",
-				                "Keep the same output columns, or drop the dependent stream tables first.");
+				                "Keep the same output columns and refresh mode, or drop the dependent stream tables "
+				                "first.");
 			spi.Exec("DROP TABLE " + st.QualifiedName());
 			cdc::DropCaptureIfUnused(spi, st.relid);
-			st.relid = CreateStorage(spi, st.schema, st.name, aq);
+			st.relid = CreateStorage(spi, st.schema, st.name, aq, mode);
 		}
 		std::vector<catalog::Dependency> old_deps = catalog::GetDependencies(spi, st.pgt_id);
 		catalog::DeleteDependencies(spi, st.pgt_id);
@@ -353,20 +389,15 @@ AlterStreamTable(FunctionCallInfo fcinfo) {
 		    .Text(st.requested_refresh_mode).OptText(mode.reason).TextArray(aq.volatile_functions).Int64(st.pgt_id);
 		spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $1, defining_query = $2, original_query = $3, "
 		         "refresh_mode = $4, requested_refresh_mode = $5, refresh_mode_reason = $6, functions_used = $7, "
-		         "frontier = NULL, updated_at = pg_catalog.now() WHERE pgt_id = $8",
+		         "frontier = NULL, is_populated = false, updated_at = pg_catalog.now() WHERE pgt_id = $8",
 		         p);
 		RecordSources(spi, st.pgt_id, aq);
 		for (const auto &dep : old_deps)
 			cdc::DropCaptureIfUnused(spi, dep.source_relid);
+		st.is_populated = false;
+		st.frontier.reset();
 		if (st.status == "ACTIVE" || st.status == "INITIALIZING")
 			refresh::RefreshStreamTable(spi, st, refresh::InitiatedBy::Manual);
-	} else if (requested) {
-		// A mode change alone: re-check the current query against the new mode.
-		AnalyzedQuery aq = AnalyzeDefiningQuery(st.defining_query);
-		ModeDecision mode = DecideMode(*requested, aq);
-		spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET refresh_mode = $1, requested_refresh_mode = $2, "
-		         "refresh_mode_reason = $3, updated_at = pg_catalog.now() WHERE pgt_id = $4",
-		         pg::SqlParams().Text(mode.mode).Text(*requested).OptText(mode.reason).Int64(st.pgt_id));
 	}
 }
 

@@ -173,6 +173,7 @@ namespace {
 struct RawTable {
 	char **cells; // rows * cols, NULL cell = nullptr
 	char **names;
+	char **types;
 	uint64 rows;
 	int cols;
 };
@@ -181,7 +182,7 @@ struct RawTable {
 SpiRows
 CopyTupTable(uint64_t processed) {
 	RawTable raw = PgCall([&]() {
-		RawTable r{nullptr, nullptr, 0, 0};
+		RawTable r{nullptr, nullptr, nullptr, 0, 0};
 		if (!SPI_tuptable)
 			return r;
 		TupleDesc desc = SPI_tuptable->tupdesc;
@@ -189,8 +190,12 @@ CopyTupTable(uint64_t processed) {
 		r.cols = desc->natts;
 		r.cells = static_cast<char **>(palloc0(sizeof(char *) * (r.rows * r.cols + 1)));
 		r.names = static_cast<char **>(palloc0(sizeof(char *) * (r.cols + 1)));
-		for (int c = 0; c < r.cols; c++)
+		r.types = static_cast<char **>(palloc0(sizeof(char *) * (r.cols + 1)));
+		for (int c = 0; c < r.cols; c++) {
 			r.names[c] = SPI_fname(desc, c + 1);
+			Form_pg_attribute att = TupleDescAttr(desc, c);
+			r.types[c] = format_type_with_typemod(att->atttypid, att->atttypmod);
+		}
 		for (uint64 i = 0; i < r.rows; i++)
 			for (int c = 0; c < r.cols; c++)
 				r.cells[i * r.cols + c] = SPI_getvalue(SPI_tuptable->vals[i], desc, c + 1);
@@ -198,8 +203,10 @@ CopyTupTable(uint64_t processed) {
 	});
 	SpiRows out;
 	out.columns_ = static_cast<size_t>(raw.cols);
-	for (int c = 0; c < raw.cols; c++)
+	for (int c = 0; c < raw.cols; c++) {
 		out.names_.emplace_back(raw.names[c] ? raw.names[c] : "");
+		out.types_.emplace_back(raw.types[c] ? raw.types[c] : "");
+	}
 	out.rows_.reserve(raw.rows);
 	for (uint64 i = 0; i < raw.rows; i++) {
 		std::vector<std::optional<std::string>> row;
@@ -280,6 +287,48 @@ SpiSession::Query(const std::string &sql, const SqlParams &params, bool read_onl
 		return static_cast<uint64_t>(SPI_processed);
 	});
 	return CopyTupTable(n);
+}
+
+uint64_t
+SpiSession::ExecPlanWithSnapshot(SPIPlanPtr plan, const SqlParams &params, Snapshot snapshot, SpiRows *out) {
+	const SqlParams *p = &params;
+	uint64_t n = PgCall([&]() {
+		::Oid *types;
+		Datum *values;
+		char *nulls;
+		p->Materialize(&types, &values, &nulls);
+		int rc = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, true, 0);
+		if (rc < 0)
+			elog(ERROR, "SPI failed (%s) running a kept plan", SPI_result_code_string(rc));
+		return static_cast<uint64_t>(SPI_processed);
+	});
+	if (out)
+		*out = CopyTupTable(n);
+	return n;
+}
+
+SPIPlanPtr
+PrepareKept(const std::string &sql, const SqlParams &params) {
+	const char *text = sql.c_str();
+	const SqlParams *p = &params;
+	return PgCall([&]() {
+		SPIPlanPtr plan = SPI_prepare(text, static_cast<int>(p->Size()), const_cast<::Oid *>(p->Types().data()));
+		if (!plan)
+			elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), text);
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		return plan;
+	});
+}
+
+void
+FreeKept(SPIPlanPtr plan) noexcept {
+	if (!plan || PgErrorPending())
+		return;
+	try {
+		PgCall([&]() { SPI_freeplan(plan); });
+	} catch (...) {
+	}
 }
 
 uint64_t

@@ -36,6 +36,10 @@ public:
 	Size() const {
 		return types_.size();
 	}
+	const std::vector<::Oid> &
+	Types() const {
+		return types_;
+	}
 
 	// Builds the Datum arrays (in CurrentMemoryContext). Must be called under PgCall.
 	void Materialize(::Oid **types, Datum **values, char **nulls) const;
@@ -78,6 +82,7 @@ public:
 
 	std::vector<std::vector<std::optional<std::string>>> rows_;
 	std::vector<std::string> names_;
+	std::vector<std::string> types_; // format_type of each column
 	size_t columns_ = 0;
 };
 
@@ -97,11 +102,19 @@ public:
 	uint64_t ExecWithSnapshot(const std::string &sql, const SqlParams &params, Snapshot snapshot,
 	                          SpiRows *out = nullptr);
 
+	// Runs a kept plan (see PrepareKept) under an explicit snapshot.
+	uint64_t ExecPlanWithSnapshot(SPIPlanPtr plan, const SqlParams &params, Snapshot snapshot, SpiRows *out = nullptr);
+
 private:
 	int depth_;
 	int uncaught_;
 };
 
 SpiRows CopyTupTable(uint64_t processed);
+
+// Prepares `sql` with the parameter types of `params` and keeps the plan across transactions
+// (SPI_keepplan). The plan is revalidated by PostgreSQL when objects it uses change.
+SPIPlanPtr PrepareKept(const std::string &sql, const SqlParams &params);
+void FreeKept(SPIPlanPtr plan) noexcept;
 
 } // namespace pgtrickle::pg

@@ -1,8 +1,11 @@
 #include "refresh/refresh.hpp"
 
+#include "analyze/dvm.hpp"
 #include "cdc/cdc.hpp"
+#include "core/dvm_plan.hpp"
 #include "core/errors.hpp"
 #include "core/sql_text.hpp"
+#include "guc.hpp"
 
 extern "C" {
 #include "commands/trigger.h"
@@ -10,6 +13,8 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 }
+
+#include <unordered_map>
 
 namespace pgtrickle::refresh {
 
@@ -80,6 +85,111 @@ private:
 	int nest_;
 };
 
+// Per stream table and backend: the differential plan and its prepared statements, rebuilt when the
+// definition changes (PostgreSQL itself replans kept statements when a source's schema changes).
+struct CachedPlan {
+	std::string key;
+	DvmPlan plan;
+	std::string apply_sql;
+	std::string population_sql;
+	std::string census_sql;
+	std::vector<Oid> census_sources;
+	SPIPlanPtr apply = nullptr;
+	SPIPlanPtr census = nullptr;
+};
+
+std::unordered_map<int64_t, CachedPlan> &
+PlanCache() {
+	static std::unordered_map<int64_t, CachedPlan> cache;
+	return cache;
+}
+
+pg::SqlParams
+FrontierParam(const std::string &frontier) {
+	pg::SqlParams p;
+	p.Typed(PG_SNAPSHOTOID, frontier);
+	return p;
+}
+
+CachedPlan &
+GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
+	std::string key = std::to_string(st.relid) + "\n" + st.refresh_mode + "\n" + st.defining_query;
+	CachedPlan &cp = PlanCache()[st.pgt_id];
+	if (cp.key == key)
+		return cp;
+	pg::FreeKept(cp.apply);
+	pg::FreeKept(cp.census);
+	cp = CachedPlan{};
+	DvmBuildResult built = BuildDvmPlan(st.defining_query, false);
+	if (!built.plan)
+		throw UserError(sqlstate::kFeatureNotSupported,
+		                "stream table \"" + st.DisplayName() + "\" cannot be refreshed differentially",
+		                "Reason: " + built.unsupported + ".", "Use pgtrickle.alter_stream_table(refresh_mode => 'FULL').");
+	cp.plan = std::move(*built.plan);
+	cp.population_sql = PopulationSql(cp.plan);
+	cp.apply_sql = ApplySql(cp.plan, st.QualifiedName());
+
+	// One statement counting each captured source's pending changes (and TRUNCATE markers).
+	std::vector<std::string> parts;
+	for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id)) {
+		if (dep.source_type != "TABLE" && dep.source_type != "STREAM_TABLE")
+			continue;
+		std::string buf = QuoteQualified("pgtrickle_changes", cdc::BufferName(dep.source_relid));
+		parts.push_back("(SELECT ROW(pg_catalog.count(*), COALESCE(pg_catalog.bool_or(b.\"__pgt_op\" "
+		                "OPERATOR(pg_catalog.=) 'T'), false))::text FROM " +
+		                buf + " b WHERE " + BufferWindowPredicate("b") + ")");
+		cp.census_sources.push_back(dep.source_relid);
+	}
+	cp.census_sql = parts.empty() ? "SELECT NULL::text WHERE false" : "SELECT " + Join(parts, ", ");
+	pg::SqlParams types = FrontierParam("0:0:");
+	cp.census = pg::PrepareKept(cp.census_sql, types);
+	cp.apply = pg::PrepareKept(cp.apply_sql, types);
+	cp.key = key;
+	return cp;
+}
+
+struct Census {
+	int64_t changes = 0;
+	std::optional<Oid> truncated;
+	std::optional<Oid> largest_source;
+	double largest_ratio = 0;
+};
+
+Census
+CountChanges(pg::SpiSession &spi, CachedPlan &cp, const std::string &frontier, Snapshot snapshot) {
+	Census c;
+	if (cp.census_sources.empty())
+		return c;
+	pg::SpiRows rows;
+	spi.ExecPlanWithSnapshot(cp.census, FrontierParam(frontier), snapshot, &rows);
+	for (size_t i = 0; i < cp.census_sources.size(); i++) {
+		const std::string &cell = rows.Text(0, i); // "(count,t|f)"
+		size_t comma = cell.find(',');
+		int64_t n = std::stoll(cell.substr(1, comma - 1));
+		bool trunc = cell.size() > comma + 1 && cell[comma + 1] == 't';
+		c.changes += n;
+		if (trunc && !c.truncated)
+			c.truncated = cp.census_sources[i];
+		if (n > 0 && guc::differential_max_change_ratio > 0) {
+			pg::SpiRows rel = spi.Query("SELECT GREATEST(reltuples, 1)::float8 FROM pg_catalog.pg_class "
+			                            "WHERE oid = $1",
+			                            pg::SqlParams().Oid(cp.census_sources[i]));
+			double ratio = rel.Count() ? static_cast<double>(n) / rel.Float8(0, 0) : 0;
+			if (ratio > c.largest_ratio) {
+				c.largest_ratio = ratio;
+				c.largest_source = cp.census_sources[i];
+			}
+		}
+	}
+	return c;
+}
+
+std::string
+RelationName(pg::SpiSession &spi, Oid relid) {
+	pg::SpiRows r = spi.Query("SELECT $1::pg_catalog.regclass::text", pg::SqlParams().Oid(relid));
+	return r.Count() ? r.Text(0, 0) : std::to_string(relid);
+}
+
 } // namespace
 
 RefreshWriteScope::RefreshWriteScope() {
@@ -95,34 +205,90 @@ InRefresh() {
 	return refresh_write_depth > 0;
 }
 
+std::string
+StorageQuery(pg::SpiSession &spi, const catalog::StreamTable &st) {
+	if (st.refresh_mode == "DIFFERENTIAL")
+		return GetCachedPlan(spi, st).population_sql;
+	return "SELECT * FROM (\n" + st.defining_query + "\n) AS q";
+}
+
+const DvmPlan *
+CachedDvmPlan(pg::SpiSession &spi, const catalog::StreamTable &st, std::string *apply_sql) {
+	if (st.refresh_mode != "DIFFERENTIAL")
+		return nullptr;
+	CachedPlan &cp = GetCachedPlan(spi, st);
+	if (apply_sql)
+		*apply_sql = cp.apply_sql;
+	return &cp.plan;
+}
+
 RefreshResult
 RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, InitiatedBy who) {
 	if (st.status == "SUSPENDED" || st.status == "ERROR")
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState,
-		                "stream table \"" + st.DisplayName() + "\" is " + AsciiLower(st.status),
-		                {}, "Resume it with pgtrickle.alter_stream_table(name => '" + st.DisplayName() +
-		                        "', status => 'ACTIVE').");
+		                "stream table \"" + st.DisplayName() + "\" is " + AsciiLower(st.status), {},
+		                "Resume it with pgtrickle.alter_stream_table(name => '" + st.DisplayName() +
+		                    "', status => 'ACTIVE').");
 	int64_t start_time = pg::PgCall([]() { return GetCurrentTimestamp(); });
 
 	// 1. The refresh lock, before the snapshot.
 	Oid relid = st.relid;
 	pg::PgCall([&]() { LockRelationOid(relid, ExclusiveLock); });
+	// The catalog row as of now: another refresh may have advanced the frontier while we waited.
+	std::optional<catalog::StreamTable> current = catalog::FindStreamTableById(spi, st.pgt_id);
+	if (!current)
+		throw UserError(sqlstate::kUndefinedTable, "stream table \"" + st.DisplayName() + "\" no longer exists");
 	// 2. The refresh snapshot.
 	RegisteredSnapshot snapshot;
 	int64_t data_timestamp = pg::PgCall([]() { return GetCurrentTimestamp(); });
 	FixedSearchPath search_path;
 
 	RefreshResult result;
-	result.action = "FULL";
-	{
+	std::optional<std::string> fallback_reason;
+	bool differential = current->refresh_mode == "DIFFERENTIAL";
+	int64_t delta_rows = 0;
+
+	if (differential && current->is_populated && current->frontier && !current->needs_reinit) {
+		CachedPlan &cp = GetCachedPlan(spi, *current);
+		Census census = CountChanges(spi, cp, *current->frontier, snapshot.Get());
+		if (census.truncated) {
+			result.action = "FULL";
+			fallback_reason = "source " + RelationName(spi, *census.truncated) + " was truncated";
+		} else if (census.changes == 0) {
+			result.action = "NO_DATA";
+		} else if (guc::differential_max_change_ratio > 0 && census.largest_ratio > guc::differential_max_change_ratio) {
+			result.action = "FULL";
+			char ratio[64];
+			snprintf(ratio, sizeof ratio, "%.3f", census.largest_ratio);
+			fallback_reason = "changes amount to " + std::string(ratio) + " of source " +
+			                  RelationName(spi, *census.largest_source) +
+			                  " (above pg_trickle.differential_max_change_ratio)";
+		} else {
+			result.action = "DIFFERENTIAL";
+			RefreshWriteScope writing;
+			pg::SpiRows counts;
+			spi.ExecPlanWithSnapshot(cp.apply, FrontierParam(*current->frontier), snapshot.Get(), &counts);
+			result.rows_inserted = counts.Int64(0, 0);
+			result.rows_deleted = counts.Int64(0, 1);
+			delta_rows = counts.Int64(0, 2);
+		}
+	} else {
+		result.action = "FULL";
+		if (differential)
+			fallback_reason = !current->is_populated || !current->frontier ? "not populated yet"
+			                                                                : "reinitialization requested";
+	}
+
+	if (result.action == "FULL") {
+		std::string population = StorageQuery(spi, *current);
 		RefreshWriteScope writing;
 		pg::SqlParams none;
-		result.rows_deleted = static_cast<int64_t>(
-		    spi.ExecWithSnapshot("DELETE FROM " + st.QualifiedName(), none, snapshot.Get()));
-		result.rows_inserted = static_cast<int64_t>(spi.ExecWithSnapshot(
-		    "INSERT INTO " + st.QualifiedName() + " SELECT * FROM (\n" + st.defining_query + "\n) AS q", none,
-		    snapshot.Get()));
+		result.rows_deleted =
+		    static_cast<int64_t>(spi.ExecWithSnapshot("DELETE FROM " + current->QualifiedName(), none, snapshot.Get()));
+		result.rows_inserted = static_cast<int64_t>(
+		    spi.ExecWithSnapshot("INSERT INTO " + current->QualifiedName() + "\n" + population, none, snapshot.Get()));
 	}
+
 	pg::SpiRows frontier;
 	spi.ExecWithSnapshot("SELECT pg_catalog.pg_current_snapshot()::text", pg::SqlParams(), snapshot.Get(), &frontier);
 
@@ -136,10 +302,11 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 
 	pg::SqlParams h;
 	h.Int64(st.pgt_id).TimestampTz(data_timestamp).TimestampTz(start_time).Text(result.action)
-	    .Int64(result.rows_inserted).Int64(result.rows_deleted).Text(InitiatedByText(who));
+	    .Int64(result.rows_inserted).Int64(result.rows_deleted).Text(InitiatedByText(who))
+	    .Bool(fallback_reason.has_value()).OptText(fallback_reason).Int64(delta_rows);
 	spi.Exec("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, data_timestamp, start_time, end_time, action, "
-	         "rows_inserted, rows_deleted, status, initiated_by) "
-	         "VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, 'COMPLETED', $7)",
+	         "rows_inserted, rows_deleted, status, initiated_by, was_full_fallback, fallback_reason, delta_row_count) "
+	         "VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, 'COMPLETED', $7, $8, $9, $10)",
 	         h);
 
 	for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id))
@@ -168,8 +335,7 @@ GuardImpl(FunctionCallInfo fcinfo) {
 	                 : TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "delete from"
 	                                                         : "truncate";
 	const char *relname = RelationGetRelationName(td->tg_relation);
-	throw UserError(sqlstate::kWrongObjectType,
-	                std::string("cannot ") + op + " stream table \"" + relname + "\"",
+	throw UserError(sqlstate::kWrongObjectType, std::string("cannot ") + op + " stream table \"" + relname + "\"",
 	                "Stream tables are maintained by pg_trickle from their defining query.",
 	                "Change the source tables and refresh, or change the query with pgtrickle.alter_stream_table.");
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "catalog/catalog.hpp"
+#include "core/dvm_plan.hpp"
 #include "pg/spi.hpp"
 
 #include <string>
@@ -18,6 +19,13 @@ struct RefreshResult {
 
 // Refreshes `st` in the current transaction. The caller holds an SPI session.
 RefreshResult RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, InitiatedBy who);
+
+// The SELECT that produces every storage column (the plain query for FULL mode, the population query
+// with hidden columns for DIFFERENTIAL mode).
+std::string StorageQuery(pg::SpiSession &spi, const catalog::StreamTable &st);
+
+// The cached differential plan (nullptr in FULL mode); `apply_sql` receives the apply statement.
+const DvmPlan *CachedDvmPlan(pg::SpiSession &spi, const catalog::StreamTable &st, std::string *apply_sql);
 
 // True while this backend is writing a stream table as part of a refresh.
 bool InRefresh();

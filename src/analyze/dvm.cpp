@@ -1,0 +1,941 @@
+// Translation of an analysed PostgreSQL Query into a differential plan.
+//
+// Technique: the select-project-join core of a query is differentiated on the Query tree itself.
+// For inputs X1..Xn (base tables, or subqueries that are themselves differentiable) the delta is the
+// telescoping sum   ΔQ = Σi Q[X1₁ .. X(i-1)₁, ΔXi, X(i+1)₀ .. Xn₀]   where X₁ is the live table (the
+// post-state under the refresh snapshot), ΔX the change buffer window as a Z-set, and X₀ = X₁ − ΔX.
+// Each term is a copy of the Query whose range-table entries are replaced by subqueries (parsed from
+// SQL text we generate) carrying a weight column, plus a target column multiplying the weights; the
+// term is then deparsed by PostgreSQL's own ruleutils, so every expression, join condition and
+// qualification comes out exactly as PostgreSQL understands it. Aggregation, DISTINCT and the apply
+// step are emitted as text around those fragments (src/core/dvm_plan.cpp).
+//
+// The code working on PostgreSQL trees is C-style (palloc, no C++ objects) and runs under one PgCall.
+#include "analyze/dvm.hpp"
+
+#include "core/errors.hpp"
+#include "core/sql_text.hpp"
+#include "pg/bridge.hpp"
+#include "pg/postgres.hpp"
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/ruleutils.h"
+#include "utils/typcache.h"
+#include "utils/syscache.h"
+#include "parser/parsetree.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_attribute.h"
+}
+
+namespace pgtrickle {
+
+namespace {
+
+constexpr int kGroupParamBase = 987650000;
+constexpr int kAggParamBase = 987660000;
+
+// ------------------------------------------------------------------------------------------------
+// PostgreSQL-side builder (C style)
+// ------------------------------------------------------------------------------------------------
+
+struct BuildCtx {
+	const char *unsupported; // first reason found (palloc'd)
+	StringInfoData tree;     // operator tree
+};
+
+void
+Unsupported(BuildCtx *ctx, const char *fmt, const char *arg) {
+	if (ctx->unsupported == nullptr)
+		ctx->unsupported = psprintf(fmt, arg);
+}
+
+char *
+Deparse(Query *q) {
+	int nest = NewGUCNestLevel();
+	(void)set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	char *sql = pg_get_querydef(q, false);
+	AtEOXact_GUC(true, nest);
+	return sql;
+}
+
+// Parses and analyses SQL text we generated ($1 = pg_snapshot) into a Query.
+Query *
+ParseGenerated(const char *sql) {
+	List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	Oid types[1] = {PG_SNAPSHOTOID};
+	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, types, 1, nullptr);
+}
+
+void
+TreeLine(BuildCtx *ctx, int depth, const char *text) {
+	for (int i = 0; i < depth; i++)
+		appendStringInfoString(&ctx->tree, "  ");
+	appendStringInfoString(&ctx->tree, text);
+	appendStringInfoChar(&ctx->tree, '\n');
+}
+
+bool CheckDifferentiable(BuildCtx *ctx, Query *q, int depth);
+
+bool
+IsUnionAllTree(Node *n) {
+	if (IsA(n, RangeTblRef))
+		return true;
+	if (!IsA(n, SetOperationStmt))
+		return false;
+	auto *s = reinterpret_cast<SetOperationStmt *>(n);
+	return s->op == SETOP_UNION && s->all && IsUnionAllTree(s->larg) && IsUnionAllTree(s->rarg);
+}
+
+void
+CollectSetopLeaves(Node *n, List **leaves) {
+	if (IsA(n, RangeTblRef)) {
+		*leaves = lappend_int(*leaves, reinterpret_cast<RangeTblRef *>(n)->rtindex);
+		return;
+	}
+	auto *s = reinterpret_cast<SetOperationStmt *>(n);
+	CollectSetopLeaves(s->larg, leaves);
+	CollectSetopLeaves(s->rarg, leaves);
+}
+
+void
+CollectJoinInputs(Node *n, List **inputs) {
+	if (n == nullptr)
+		return;
+	if (IsA(n, RangeTblRef)) {
+		*inputs = lappend_int(*inputs, reinterpret_cast<RangeTblRef *>(n)->rtindex);
+	} else if (IsA(n, FromExpr)) {
+		ListCell *lc;
+		foreach (lc, reinterpret_cast<FromExpr *>(n)->fromlist)
+			CollectJoinInputs(static_cast<Node *>(lfirst(lc)), inputs);
+	} else if (IsA(n, JoinExpr)) {
+		CollectJoinInputs(reinterpret_cast<JoinExpr *>(n)->larg, inputs);
+		CollectJoinInputs(reinterpret_cast<JoinExpr *>(n)->rarg, inputs);
+	}
+}
+
+const char *
+JoinTypeName(JoinType t) {
+	switch (t) {
+	case JOIN_LEFT:
+		return "LEFT JOIN";
+	case JOIN_RIGHT:
+		return "RIGHT JOIN";
+	case JOIN_FULL:
+		return "FULL JOIN";
+	default:
+		return "this join type";
+	}
+}
+
+bool
+CheckJoinTree(BuildCtx *ctx, Node *n) {
+	if (n == nullptr || IsA(n, RangeTblRef))
+		return true;
+	if (IsA(n, FromExpr)) {
+		ListCell *lc;
+		foreach (lc, reinterpret_cast<FromExpr *>(n)->fromlist)
+			if (!CheckJoinTree(ctx, static_cast<Node *>(lfirst(lc))))
+				return false;
+		return true;
+	}
+	if (IsA(n, JoinExpr)) {
+		auto *j = reinterpret_cast<JoinExpr *>(n);
+		if (j->jointype != JOIN_INNER) {
+			Unsupported(ctx, "%s is not maintained differentially yet", JoinTypeName(j->jointype));
+			return false;
+		}
+		return CheckJoinTree(ctx, j->larg) && CheckJoinTree(ctx, j->rarg);
+	}
+	Unsupported(ctx, "%s", "unexpected join tree node");
+	return false;
+}
+
+// A select-project-join block (possibly UNION ALL of such blocks) whose inputs are base tables or
+// differentiable subqueries. Aggregation/DISTINCT at this level are handled by the caller.
+bool
+CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping) {
+	if (q->cteList != NIL) {
+		Unsupported(ctx, "%s", q->hasRecursive ? "WITH RECURSIVE is not maintained differentially yet"
+		                                       : "WITH (common table expressions) is not maintained differentially yet");
+		return false;
+	}
+	if (q->hasSubLinks) {
+		Unsupported(ctx, "%s", "subqueries in expressions (EXISTS, IN, scalar subqueries) are not maintained "
+		                       "differentially yet");
+		return false;
+	}
+	if (q->hasWindowFuncs) {
+		Unsupported(ctx, "%s", "window functions are not maintained differentially yet");
+		return false;
+	}
+	if (q->hasTargetSRFs) {
+		Unsupported(ctx, "%s", "set-returning functions in the select list are not maintained differentially");
+		return false;
+	}
+	if (q->limitCount || q->limitOffset) {
+		Unsupported(ctx, "%s", "LIMIT/OFFSET is not maintained differentially yet");
+		return false;
+	}
+	if (q->hasDistinctOn) {
+		Unsupported(ctx, "%s", "DISTINCT ON is not maintained differentially yet");
+		return false;
+	}
+	if (q->groupingSets) {
+		Unsupported(ctx, "%s", "GROUPING SETS/ROLLUP/CUBE are not maintained differentially yet");
+		return false;
+	}
+	if (!allow_grouping && (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause)) {
+		Unsupported(ctx, "%s", "aggregation or DISTINCT inside a subquery is not maintained differentially yet");
+		return false;
+	}
+	if (q->setOperations) {
+		if (!IsUnionAllTree(q->setOperations)) {
+			Unsupported(ctx, "%s", depth == 0 ? "INTERSECT/EXCEPT (and UNION inside other set operations) are "
+			                                    "not maintained differentially yet"
+			                                  : "set operations other than UNION ALL inside a subquery are not "
+			                                    "maintained differentially yet");
+			return false;
+		}
+		TreeLine(ctx, depth, "UnionAll");
+		List *leaves = NIL;
+		CollectSetopLeaves(q->setOperations, &leaves);
+		ListCell *lc;
+		foreach (lc, leaves) {
+			RangeTblEntry *rte = rt_fetch(lfirst_int(lc), q->rtable);
+			if (!CheckDifferentiable(ctx, rte->subquery, depth + 1))
+				return false;
+		}
+		return true;
+	}
+	if (!CheckJoinTree(ctx, reinterpret_cast<Node *>(q->jointree)))
+		return false;
+	List *inputs = NIL;
+	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &inputs);
+	if (list_length(inputs) > 1)
+		TreeLine(ctx, depth, psprintf("Join (inner, %d inputs)%s", list_length(inputs), q->jointree->quals ? " + Filter" : ""));
+	else if (q->jointree->quals)
+		TreeLine(ctx, depth, "Filter");
+	int child_depth = list_length(inputs) > 1 || q->jointree->quals ? depth + 1 : depth;
+	ListCell *lc;
+	foreach (lc, inputs) {
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), q->rtable);
+		switch (rte->rtekind) {
+		case RTE_RELATION: {
+			char kind = rte->relkind;
+			if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE) {
+				Unsupported(ctx, "%s has no change capture",
+				            psprintf("%s \"%s\"", kind == RELKIND_MATVIEW ? "materialized view" : "foreign table",
+				                     get_rel_name(rte->relid)));
+				return false;
+			}
+			if (rte->tablesample) {
+				Unsupported(ctx, "%s", "TABLESAMPLE is not maintained differentially");
+				return false;
+			}
+			TreeLine(ctx, child_depth,
+			         psprintf("Scan %s.%s", get_namespace_name(get_rel_namespace(rte->relid)), get_rel_name(rte->relid)));
+			break;
+		}
+		case RTE_SUBQUERY:
+			if (!CheckDifferentiable(ctx, rte->subquery, child_depth))
+				return false;
+			break;
+		case RTE_FUNCTION:
+			Unsupported(ctx, "%s", "functions in FROM are not maintained differentially yet");
+			return false;
+		case RTE_VALUES:
+			Unsupported(ctx, "%s", "VALUES in FROM is not maintained differentially yet");
+			return false;
+		case RTE_CTE:
+			Unsupported(ctx, "%s", "WITH (common table expressions) is not maintained differentially yet");
+			return false;
+		default:
+			Unsupported(ctx, "%s", "this kind of FROM item is not maintained differentially");
+			return false;
+		}
+	}
+	return true;
+}
+
+// Subqueries in FROM (and expanded views) must be plain select-project-join blocks or UNION ALLs.
+bool
+CheckDifferentiable(BuildCtx *ctx, Query *q, int depth) {
+	if (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause) {
+		Unsupported(ctx, "%s", "aggregation or DISTINCT inside a subquery is not maintained differentially yet");
+		return false;
+	}
+	if (!q->setOperations)
+		TreeLine(ctx, depth, "Project");
+	return CheckSpjLevel(ctx, q, q->setOperations ? depth : depth + 1, false);
+}
+
+// --- Delta SQL generation ---------------------------------------------------------------------------
+
+char *DeltaOfQuery(Query *q);
+
+// Output column list of a base relation in attribute order (dropped columns as typed NULL placeholders).
+char *
+RelationColumns(Oid relid, const char *alias, bool from_buffer) {
+	StringInfoData s;
+	initStringInfo(&s);
+	int natts = 0;
+	HeapTuple tp;
+	for (int attno = 1;; attno++) {
+		tp = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attno));
+		if (!HeapTupleIsValid(tp))
+			break;
+		Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tp));
+		if (natts++ > 0)
+			appendStringInfoString(&s, ", ");
+		if (att->attisdropped)
+			appendStringInfo(&s, "NULL::pg_catalog.int4 AS \"__pgt_dropped_%d\"", attno);
+		else
+			appendStringInfo(&s, "%s.%s", alias, quote_identifier(NameStr(att->attname)));
+		ReleaseSysCache(tp);
+	}
+	(void)from_buffer;
+	return s.data;
+}
+
+char *
+BaseDeltaSql(RangeTblEntry *rte) {
+	Oid relid = rte->relid;
+	char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", relid)));
+	return psprintf("SELECT %s, CASE b.\"__pgt_op\" WHEN 'I' THEN 1::pg_catalog.int8 ELSE (-1)::pg_catalog.int8 END "
+	                "AS \"__pgt_w\" FROM %s b WHERE b.\"__pgt_op\" OPERATOR(pg_catalog.<>) 'T' AND %s",
+	                RelationColumns(relid, "b", true), buffer,
+	                BufferWindowPredicate("b").c_str());
+}
+
+char *
+BasePostSql(RangeTblEntry *rte) {
+	Oid relid = rte->relid;
+	return psprintf("SELECT %s FROM %s%s.%s a", RelationColumns(relid, "a", false), rte->inh ? "" : "ONLY ",
+	                quote_identifier(get_namespace_name(get_rel_namespace(relid))),
+	                quote_identifier(get_rel_name(relid)));
+}
+
+// X₀ = X₁ − ΔX as a Z-set.
+char *
+PreStateSql(const char *post_sql, const char *delta_sql) {
+	return psprintf("SELECT p.*, 1::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) p UNION ALL "
+	                "SELECT d.*, (OPERATOR(pg_catalog.-) d.\"__pgt_w\") FROM (SELECT * FROM (%s) d0) d",
+	                post_sql, delta_sql);
+}
+
+char *
+InputDeltaSql(RangeTblEntry *rte) {
+	return rte->rtekind == RTE_RELATION ? BaseDeltaSql(rte) : DeltaOfQuery(rte->subquery);
+}
+
+char *
+InputPostSql(RangeTblEntry *rte) {
+	return rte->rtekind == RTE_RELATION ? BasePostSql(rte) : Deparse(rte->subquery);
+}
+
+// Turns range-table entry `rte` into a subquery over `sql` whose last column is the weight.
+void
+ReplaceWithWeighted(RangeTblEntry *rte, const char *sql) {
+	Query *sub = ParseGenerated(sql);
+	char *refname = rte->eref->aliasname;
+	List *colnames = list_copy(rte->eref->colnames);
+	colnames = lappend(colnames, makeString(pstrdup("__pgt_w")));
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = sub;
+	rte->relid = InvalidOid;
+	rte->inh = false;
+	rte->tablesample = nullptr;
+	rte->alias = makeAlias(refname, NIL);
+	rte->eref = makeAlias(refname, colnames);
+}
+
+Expr *
+WeightVar(Index rtindex, RangeTblEntry *rte) {
+	return reinterpret_cast<Expr *>(makeVar(rtindex, list_length(rte->eref->colnames), INT8OID, -1, InvalidOid, 0));
+}
+
+// Non-junk target entries, renumbered.
+List *
+VisibleTargets(List *tlist) {
+	List *out = NIL;
+	ListCell *lc;
+	foreach (lc, tlist) {
+		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+		if (tle->resjunk)
+			continue;
+		TargetEntry *copy = flatCopyTargetEntry(tle);
+		copy->resno = list_length(out) + 1;
+		copy->ressortgroupref = 0;
+		out = lappend(out, copy);
+	}
+	return out;
+}
+
+// Delta of a select-project-join level (or UNION ALL), producing its visible columns + "__pgt_w".
+char *
+DeltaOfQuery(Query *q) {
+	if (q->setOperations) {
+		List *leaves = NIL;
+		CollectSetopLeaves(q->setOperations, &leaves);
+		StringInfoData s;
+		initStringInfo(&s);
+		ListCell *lc;
+		foreach (lc, leaves) {
+			RangeTblEntry *rte = rt_fetch(lfirst_int(lc), q->rtable);
+			if (s.len > 0)
+				appendStringInfoString(&s, "\nUNION ALL\n");
+			appendStringInfo(&s, "SELECT * FROM (%s) AS u", DeltaOfQuery(rte->subquery));
+		}
+		return s.data;
+	}
+
+	List *inputs = NIL;
+	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &inputs);
+	int n = list_length(inputs);
+	Oid mul = OpernameGetOprid(list_make1(makeString(pstrdup("*"))), INT8OID, INT8OID);
+
+	// Each input's delta and post-state, generated once.
+	char **delta = static_cast<char **>(palloc(sizeof(char *) * n));
+	char **post = static_cast<char **>(palloc(sizeof(char *) * n));
+	for (int i = 0; i < n; i++) {
+		RangeTblEntry *rte = rt_fetch(list_nth_int(inputs, i), q->rtable);
+		delta[i] = InputDeltaSql(rte);
+		post[i] = InputPostSql(rte);
+	}
+
+	StringInfoData s;
+	initStringInfo(&s);
+	for (int i = 0; i < n; i++) {
+		Query *term = static_cast<Query *>(copyObject(q));
+		term->sortClause = NIL;
+		term->targetList = VisibleTargets(term->targetList);
+		Expr *weight = nullptr;
+		for (int j = i; j < n; j++) {
+			Index rtindex = list_nth_int(inputs, j);
+			RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
+			ReplaceWithWeighted(rte, j == i ? delta[j] : PreStateSql(post[j], delta[j]));
+			Expr *w = WeightVar(rtindex, rte);
+			weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
+		}
+		if (weight && IsA(weight, OpExpr))
+			set_opfuncid(reinterpret_cast<OpExpr *>(weight));
+		term->targetList = lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1,
+		                                                                 pstrdup("__pgt_w"), false));
+		if (s.len > 0)
+			appendStringInfoString(&s, "\nUNION ALL\n");
+		appendStringInfoString(&s, Deparse(term));
+	}
+	return s.data;
+}
+
+// --- Aggregates ------------------------------------------------------------------------------------
+
+struct AggCollect {
+	List *aggs; // distinct Aggref nodes
+};
+
+bool
+CollectAggsWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Aggref)) {
+		auto *c = static_cast<AggCollect *>(context);
+		ListCell *lc;
+		foreach (lc, c->aggs)
+			if (equal(lfirst(lc), node))
+				return false;
+		c->aggs = lappend(c->aggs, node);
+		return false; // aggregates do not nest
+	}
+	return expression_tree_walker(node, CollectAggsWalker, context);
+}
+
+struct PlaceholderCtx {
+	List *group_exprs;
+	List *aggs;
+};
+
+Param *
+MakePlaceholder(int id, Node *like) {
+	Param *p = makeNode(Param);
+	p->paramkind = PARAM_EXTERN;
+	p->paramid = id;
+	p->paramtype = exprType(like);
+	p->paramtypmod = exprTypmod(like);
+	p->paramcollid = exprCollation(like);
+	p->location = -1;
+	return p;
+}
+
+Node *
+PlaceholderMutator(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	auto *c = static_cast<PlaceholderCtx *>(context);
+	int j = 1;
+	ListCell *lc;
+	foreach (lc, c->group_exprs) {
+		if (equal(lfirst(lc), node))
+			return reinterpret_cast<Node *>(MakePlaceholder(kGroupParamBase + j, node));
+		j++;
+	}
+	if (IsA(node, Aggref)) {
+		int k = 1;
+		foreach (lc, c->aggs) {
+			if (equal(lfirst(lc), node))
+				return reinterpret_cast<Node *>(MakePlaceholder(kAggParamBase + k, node));
+			k++;
+		}
+	}
+	return expression_tree_mutator(node, PlaceholderMutator, context);
+}
+
+// Deparses an expression without any FROM (only placeholders and constants inside).
+char *
+DeparseStandalone(Expr *expr) {
+	Query *q = makeNode(Query);
+	q->commandType = CMD_SELECT;
+	q->querySource = QSRC_ORIGINAL;
+	q->canSetTag = true;
+	q->jointree = makeFromExpr(NIL, nullptr);
+	q->targetList = list_make1(makeTargetEntry(expr, 1, pstrdup("__pgt_expr"), false));
+	char *sql = Deparse(q);
+	while (*sql == ' ' || *sql == '\n')
+		sql++;
+	const char *prefix = "SELECT ";
+	const char *suffix = " AS __pgt_expr";
+	size_t len = strlen(sql);
+	size_t plen = strlen(prefix);
+	size_t slen = strlen(suffix);
+	if (len < plen + slen || strncmp(sql, prefix, plen) != 0 || strcmp(sql + len - slen, suffix) != 0)
+		elog(ERROR, "unexpected deparse output: %s", sql);
+	return pnstrdup(sql + plen, len - plen - slen);
+}
+
+// --- The whole plan ----------------------------------------------------------------------------------
+
+struct RawAgg {
+	int kind; // AggKind, or -1 for "needs rescan"
+	Node *arg;
+	Node *filter;
+	Oid argtype;
+};
+
+struct RawPlan {
+	int kind;            // DvmKind
+	List *visible_names; // char*
+	List *visible_types; // char*
+	List *gk_types;      // char*
+	List *aggs;          // RawAgg*
+	List *visible_exprs; // char* (Grouped: deparsed with placeholders)
+	char *input_sql;
+	char *delta_sql;
+	const char *unsupported;
+	char *tree;
+	char *strategy;
+};
+
+const char *
+TypeSql(Oid type, int32 typmod) {
+	return format_type_with_typemod(type, typmod);
+}
+
+bool
+Hashable(Oid type) {
+	TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_HASH_EXTENDED_PROC | TYPECACHE_EQ_OPR);
+	return OidIsValid(tc->hash_extended_proc) && OidIsValid(tc->eq_opr);
+}
+
+// Classifies an aggregate for algebraic maintenance: returns the AggKind or -1.
+int
+ClassifyAgg(Aggref *a, Oid *argtype) {
+	*argtype = InvalidOid;
+	if (a->aggdistinct || a->aggorder || a->agglevelsup != 0 || a->aggkind != AGGKIND_NORMAL ||
+	    a->aggsplit != AGGSPLIT_SIMPLE)
+		return -1;
+	if (get_func_namespace(a->aggfnoid) != PG_CATALOG_NAMESPACE)
+		return -1;
+	char *name = get_func_name(a->aggfnoid);
+	if (strcmp(name, "count") == 0)
+		return a->aggstar ? static_cast<int>(AggKind::CountStar) : static_cast<int>(AggKind::Count);
+	if ((strcmp(name, "sum") == 0 || strcmp(name, "avg") == 0) && list_length(a->args) == 1) {
+		Oid t = exprType(reinterpret_cast<Node *>(linitial_node(TargetEntry, a->args)->expr));
+		if (t == INT2OID || t == INT4OID || t == INT8OID || t == NUMERICOID) {
+			*argtype = t;
+			return strcmp(name, "sum") == 0 ? static_cast<int>(AggKind::Sum) : static_cast<int>(AggKind::Avg);
+		}
+	}
+	return -1;
+}
+
+void
+BuildRawPlan(const char *sql, RawPlan *out) {
+	BuildCtx ctx;
+	ctx.unsupported = nullptr;
+	initStringInfo(&ctx.tree);
+
+	List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	Query *analysed = parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, nullptr, 0, nullptr);
+	List *rewritten = QueryRewrite(analysed);
+	Query *q = linitial_node(Query, rewritten);
+
+	List *visible = VisibleTargets(q->targetList);
+	out->visible_names = NIL;
+	out->visible_types = NIL;
+	ListCell *lc;
+	foreach (lc, visible) {
+		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+		Node *e = reinterpret_cast<Node *>(tle->expr);
+		out->visible_names = lappend(out->visible_names, pstrdup(tle->resname));
+		out->visible_types = lappend(out->visible_types, pstrdup(TypeSql(exprType(e), exprTypmod(e))));
+	}
+	out->unsupported = nullptr;
+	out->gk_types = NIL;
+	out->aggs = NIL;
+	out->visible_exprs = NIL;
+
+	if (contain_mutable_functions(reinterpret_cast<Node *>(q))) {
+		out->unsupported = "the query calls a function that is not immutable (its result can change without any "
+		                   "change to the sources, e.g. now())";
+		return;
+	}
+
+	bool grouped = q->hasAggs || q->groupClause != NIL || q->havingQual != nullptr;
+	bool distinct = q->distinctClause != NIL && !q->hasDistinctOn;
+	bool union_distinct = false;
+	if (q->setOperations && !IsUnionAllTree(q->setOperations)) {
+		auto *top = reinterpret_cast<SetOperationStmt *>(q->setOperations);
+		// UNION (distinct) at the top of a UNION ALL tree = DISTINCT over the UNION ALL.
+		if (top->op == SETOP_UNION && !top->all && IsUnionAllTree(top->larg) && IsUnionAllTree(top->rarg)) {
+			union_distinct = true;
+			q = static_cast<Query *>(copyObject(q));
+			reinterpret_cast<SetOperationStmt *>(q->setOperations)->all = true;
+		}
+	}
+
+	if (!grouped && !distinct && !union_distinct) {
+		// Bag of rows.
+		TreeLine(&ctx, 0, q->setOperations ? "Result (bag of rows)" : "Project (bag of rows)");
+		if (!CheckSpjLevel(&ctx, q, 1, false)) {
+			out->unsupported = ctx.unsupported;
+			return;
+		}
+		foreach (lc, visible) {
+			auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+			if (!Hashable(exprType(reinterpret_cast<Node *>(tle->expr)))) {
+				out->unsupported = psprintf("column \"%s\" has a type without hashing/equality support", tle->resname);
+				return;
+			}
+		}
+		out->kind = static_cast<int>(DvmKind::Bag);
+		out->input_sql = Deparse(q);
+		out->delta_sql = DeltaOfQuery(q);
+		out->strategy = pstrdup("bag of rows: delta rows inserted/deleted by identity hash");
+		out->tree = ctx.tree.data;
+		return;
+	}
+
+	if (distinct || union_distinct) {
+		// DISTINCT = GROUP BY every output column, tracking each row's multiplicity.
+		Query *input = static_cast<Query *>(copyObject(q));
+		input->distinctClause = NIL;
+		input->sortClause = NIL;
+		input->targetList = VisibleTargets(input->targetList);
+		TreeLine(&ctx, 0, "Distinct (multiplicity per row)");
+		if (!CheckSpjLevel(&ctx, input, 1, false)) {
+			out->unsupported = ctx.unsupported;
+			return;
+		}
+		int j = 1;
+		foreach (lc, input->targetList) {
+			auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+			Node *e = reinterpret_cast<Node *>(tle->expr);
+			if (!Hashable(exprType(e))) {
+				out->unsupported = psprintf("column \"%s\" has a type without hashing/equality support", tle->resname);
+				return;
+			}
+			out->gk_types = lappend(out->gk_types, pstrdup(TypeSql(exprType(e), exprTypmod(e))));
+			out->visible_exprs = lappend(out->visible_exprs, psprintf("$%d", kGroupParamBase + j));
+			tle->resname = psprintf("__pgt_gk_%d", j);
+			j++;
+		}
+		if (input->setOperations) {
+			// Rename through a wrapper: set-operation output names come from the first arm.
+			out->input_sql = Deparse(input);
+			StringInfoData names;
+			initStringInfo(&names);
+			for (int k = 1; k < j; k++)
+				appendStringInfo(&names, "%s\"__pgt_gk_%d\"", k > 1 ? ", " : "", k);
+			out->input_sql = psprintf("SELECT * FROM (%s) AS u(%s)", out->input_sql, names.data);
+			out->delta_sql = psprintf("SELECT * FROM (%s) AS u(%s, \"__pgt_w\")", DeltaOfQuery(input), names.data);
+		} else {
+			out->input_sql = Deparse(input);
+			out->delta_sql = DeltaOfQuery(input);
+		}
+		out->kind = static_cast<int>(DvmKind::Grouped);
+		out->strategy = pstrdup("distinct rows: multiplicity counter per row (__pgt_count)");
+		out->tree = ctx.tree.data;
+		return;
+	}
+
+	// GROUP BY / aggregates.
+	if (q->setOperations) {
+		out->unsupported = "aggregates over set operations are not maintained differentially yet";
+		return;
+	}
+	List *group_exprs = NIL;
+	foreach (lc, q->groupClause) {
+		auto *sgc = static_cast<SortGroupClause *>(lfirst(lc));
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
+		Node *e = reinterpret_cast<Node *>(tle->expr);
+		if (!Hashable(exprType(e))) {
+			out->unsupported = psprintf("GROUP BY expression of type %s has no hashing/equality support",
+			                            format_type_be(exprType(e)));
+			return;
+		}
+		group_exprs = lappend(group_exprs, e);
+		out->gk_types = lappend(out->gk_types, pstrdup(TypeSql(exprType(e), exprTypmod(e))));
+	}
+	AggCollect collect{NIL};
+	foreach (lc, visible)
+		(void)CollectAggsWalker(reinterpret_cast<Node *>(static_cast<TargetEntry *>(lfirst(lc))->expr), &collect);
+	(void)CollectAggsWalker(q->havingQual, &collect);
+
+	bool algebraic = q->havingQual == nullptr;
+	foreach (lc, collect.aggs) {
+		auto *a = static_cast<Aggref *>(lfirst(lc));
+		RawAgg *ra = static_cast<RawAgg *>(palloc0(sizeof(RawAgg)));
+		ra->kind = ClassifyAgg(a, &ra->argtype);
+		ra->arg = a->args ? reinterpret_cast<Node *>(linitial_node(TargetEntry, a->args)->expr) : nullptr;
+		ra->filter = reinterpret_cast<Node *>(a->aggfilter);
+		if (ra->kind < 0)
+			algebraic = false;
+		out->aggs = lappend(out->aggs, ra);
+	}
+	// Output expressions in terms of group keys and aggregates; a remaining column reference (a column
+	// functionally dependent on a grouped primary key) needs the rescan strategy.
+	PlaceholderCtx pctx{group_exprs, collect.aggs};
+	if (algebraic) {
+		foreach (lc, visible) {
+			auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+			Node *e = PlaceholderMutator(reinterpret_cast<Node *>(copyObject(tle->expr)), &pctx);
+			if (contain_var_clause(e)) {
+				algebraic = false;
+				break;
+			}
+			out->visible_exprs = lappend(out->visible_exprs, DeparseStandalone(reinterpret_cast<Expr *>(e)));
+		}
+	}
+
+	// The select-project-join input below the aggregation.
+	Query *input = static_cast<Query *>(copyObject(q));
+	input->hasAggs = false;
+	input->groupClause = NIL;
+	input->havingQual = nullptr;
+	input->sortClause = NIL;
+	input->distinctClause = NIL;
+	List *tl = NIL;
+	int j = 1;
+	foreach (lc, group_exprs)
+		tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), list_length(tl) + 1,
+		                                 psprintf("__pgt_gk_%d", j++), false));
+
+	if (algebraic) {
+		int k = 1;
+		foreach (lc, out->aggs) {
+			auto *ra = static_cast<RawAgg *>(lfirst(lc));
+			if (ra->arg)
+				tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(ra->arg)), list_length(tl) + 1,
+				                                 psprintf("__pgt_arg_%d", k), false));
+			if (ra->filter)
+				tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(ra->filter)), list_length(tl) + 1,
+				                                 psprintf("__pgt_f_%d", k), false));
+			k++;
+		}
+	}
+	if (tl == NIL)
+		tl = list_make1(makeTargetEntry(reinterpret_cast<Expr *>(makeConst(INT4OID, -1, InvalidOid, 4,
+		                                                                   Int32GetDatum(1), false, true)),
+		                                1, pstrdup("__pgt_one"), false));
+	input->targetList = tl;
+
+	TreeLine(&ctx, 0,
+	         psprintf("Aggregate (%s; %d group key(s), %d aggregate(s))",
+	                  algebraic ? "algebraic" : "recompute touched groups", list_length(group_exprs),
+	                  list_length(collect.aggs)));
+	if (!CheckSpjLevel(&ctx, input, 1, false)) {
+		out->unsupported = ctx.unsupported;
+		return;
+	}
+	out->delta_sql = DeltaOfQuery(input);
+	out->tree = ctx.tree.data;
+	if (algebraic) {
+		out->kind = static_cast<int>(DvmKind::Grouped);
+		out->input_sql = Deparse(input);
+		out->strategy = pstrdup("aggregates maintained algebraically (COUNT/SUM/AVG state per group)");
+	} else {
+		// Rescan: the query itself, with its group keys as extra output columns.
+		out->kind = static_cast<int>(DvmKind::Rescan);
+		Query *full = static_cast<Query *>(copyObject(q));
+		full->sortClause = NIL;
+		List *ntl = NIL;
+		List *junk = NIL;
+		foreach (lc, full->targetList) {
+			auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+			if (tle->resjunk)
+				junk = lappend(junk, tle);
+			else
+				ntl = lappend(ntl, tle);
+		}
+		j = 1;
+		foreach (lc, group_exprs)
+			ntl = lappend(ntl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), 0,
+			                                   psprintf("__pgt_gk_%d", j++), false));
+		ntl = list_concat(ntl, junk);
+		int resno = 1;
+		foreach (lc, ntl)
+			static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
+		full->targetList = ntl;
+		out->input_sql = Deparse(full);
+		out->strategy = pstrdup(q->havingQual ? "touched groups recomputed from the sources (HAVING)"
+		                                      : "touched groups recomputed from the sources (aggregate without an "
+		                                        "algebraic rule)");
+	}
+}
+
+// Replaces placeholders $98765xxxx / $98766xxxx in `expr` with state references.
+std::string
+SubstitutePlaceholders(const std::string &expr, const std::vector<std::string> &agg_state) {
+	std::string out;
+	for (size_t i = 0; i < expr.size();) {
+		if (expr[i] == '$' && i + 10 <= expr.size() && expr.compare(i + 1, 4, "9876") == 0) {
+			int id = std::stoi(expr.substr(i + 1, 9));
+			if (id > kAggParamBase && id < kAggParamBase + 10000) {
+				out += "(" + agg_state.at(static_cast<size_t>(id - kAggParamBase - 1)) + ")";
+				i += 10;
+				continue;
+			}
+			if (id > kGroupParamBase && id < kGroupParamBase + 10000) {
+				out += "s." + QuoteIdent(GroupKeyColumn(static_cast<size_t>(id - kGroupParamBase)));
+				i += 10;
+				continue;
+			}
+		}
+		out += expr[i++];
+	}
+	return out;
+}
+
+std::vector<std::string>
+ToStrings(List *l) {
+	std::vector<std::string> out;
+	ListCell *lc;
+	foreach (lc, l)
+		out.emplace_back(static_cast<char *>(lfirst(lc)));
+	return out;
+}
+
+DvmBuildResult
+ConvertRaw(const RawPlan &raw) {
+	DvmBuildResult result;
+	if (raw.unsupported) {
+		result.unsupported = raw.unsupported;
+		return result;
+	}
+	DvmPlan plan;
+	plan.kind = static_cast<DvmKind>(raw.kind);
+	std::vector<std::string> names = ToStrings(raw.visible_names);
+	std::vector<std::string> types = ToStrings(raw.visible_types);
+	for (size_t i = 0; i < names.size(); i++)
+		plan.visible.push_back({names[i], types[i]});
+	std::vector<std::string> gk_types = ToStrings(raw.gk_types);
+	for (size_t j = 0; j < gk_types.size(); j++)
+		plan.group_keys.push_back({GroupKeyColumn(j + 1), gk_types[j]});
+	plan.input_sql = raw.input_sql;
+	plan.delta_sql = raw.delta_sql;
+	plan.operator_tree = raw.tree ? raw.tree : "";
+	plan.strategy = raw.strategy ? raw.strategy : "";
+	if (plan.kind == DvmKind::Grouped) {
+		std::vector<std::string> agg_state;
+		ListCell *lc;
+		size_t k = 1;
+		foreach (lc, raw.aggs) {
+			auto *ra = static_cast<RawAgg *>(lfirst(lc));
+			AggSpec spec;
+			spec.kind = static_cast<AggKind>(ra->kind);
+			spec.has_filter = ra->filter != nullptr;
+			bool small_int = ra->argtype == INT2OID || ra->argtype == INT4OID;
+			spec.value_type = (spec.kind == AggKind::Sum || spec.kind == AggKind::Avg) && !small_int
+			                      ? "pg_catalog.numeric"
+			                      : "pg_catalog.int8";
+			spec.arg_cast = small_int ? "pg_catalog.int8" : "pg_catalog.numeric";
+			std::string a = "s." + QuoteIdent(AggValueColumn(k));
+			std::string nn = "s." + QuoteIdent(AggNonNullColumn(k));
+			if (spec.kind == AggKind::Avg)
+				agg_state.push_back("CASE WHEN " + nn + " OPERATOR(pg_catalog.=) 0 THEN NULL ELSE " + a +
+				                    "::pg_catalog.numeric OPERATOR(pg_catalog./) " + nn + "::pg_catalog.numeric END");
+			else
+				agg_state.push_back(a);
+			plan.aggs.push_back(spec);
+			k++;
+		}
+		std::vector<std::string> exprs = ToStrings(raw.visible_exprs);
+		for (size_t i = 0; i < exprs.size(); i++)
+			plan.visible_from_state.push_back("(" + SubstitutePlaceholders(exprs[i], agg_state) + ")::" + types[i]);
+	}
+	result.plan = std::move(plan);
+	return result;
+}
+
+} // namespace
+
+DvmBuildResult
+BuildDvmPlan(const std::string &query, bool catch_errors) {
+	const char *sql = query.c_str();
+	RawPlan raw{};
+	if (!catch_errors) {
+		pg::PgCall([&]() { BuildRawPlan(sql, &raw); });
+		return ConvertRaw(raw);
+	}
+	// Protect the caller: an unexpected PostgreSQL error while planning means "not differentiable".
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	pg::PgCall([]() { BeginInternalSubTransaction(nullptr); });
+	try {
+		pg::PgCall([&]() {
+			MemoryContextSwitchTo(oldcxt);
+			BuildRawPlan(sql, &raw);
+		});
+		pg::PgCall([&]() {
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		});
+	} catch (const pg::PgError &e) {
+		std::string message = e.what();
+		pg::ClearPgErrorPending();
+		pg::PgCall([&]() {
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		});
+		DvmBuildResult result;
+		result.unsupported = "planning the differential query failed: " + message;
+		return result;
+	}
+	return ConvertRaw(raw);
+}
+
+} // namespace pgtrickle

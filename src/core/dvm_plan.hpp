@@ -1,0 +1,93 @@
+// The differential maintenance plan of one stream table, and the SQL emitted from it.
+//
+// src/analyze/dvm.cpp translates a PostgreSQL Query into a DvmPlan: the query's shape (bag of rows,
+// algebraically maintained groups, or groups recomputed when touched), its output columns, group keys,
+// aggregates, and SQL fragments for the post-state input and for its delta as a Z-set
+// (rows with a signed weight column "__pgt_w"). Everything here turns a plan into SQL text; nothing
+// here knows PostgreSQL's internals, so it is unit-tested without a server.
+//
+// Storage table layout (the population query defines it, CREATE TABLE AS ... WITH NO DATA):
+//   visible columns ...                    what users read: exactly the query's output
+//   __pgt_gk_<j>     (Grouped/Rescan)       group key values
+//   __pgt_count      (Grouped)              rows in the group (Z-set multiplicity)
+//   __pgt_a_<k>, __pgt_nn_<k> (Grouped)     per-aggregate state: value, non-null input count
+//   __pgt_rid        (all)                  hash of the identity columns (visible columns for a bag,
+//                                           group keys otherwise); indexed; lookups also compare the
+//                                           values themselves, so a hash collision cannot mix rows.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pgtrickle {
+
+struct DvmColumn {
+	std::string name; // unquoted
+	std::string type; // SQL type text (format_type)
+};
+
+enum class AggKind { CountStar, Count, Sum, Avg };
+
+struct AggSpec {
+	AggKind kind;
+	bool has_filter = false;  // input column __pgt_f_<k> (boolean) exists
+	std::string value_type;   // type of the stored value __pgt_a_<k> (bigint for counts, the SUM result type)
+	std::string arg_cast;     // cast applied to the input before multiplying by the weight ("bigint" for int2/int4)
+};
+
+enum class DvmKind {
+	Bag,     // select-project-join (and UNION ALL): the table holds the multiset of rows
+	Grouped, // GROUP BY / DISTINCT with COUNT/SUM/AVG maintained algebraically
+	Rescan,  // GROUP BY with other aggregates or HAVING: touched groups are recomputed from the sources
+};
+
+struct DvmPlan {
+	DvmKind kind = DvmKind::Bag;
+	std::vector<DvmColumn> visible;
+	std::vector<DvmColumn> group_keys; // Grouped/Rescan; empty = one group (aggregate without GROUP BY)
+	std::vector<AggSpec> aggs;         // Grouped
+	// Grouped: visible column expressions over the new state, written against alias "s" with columns
+	// s."__pgt_gk_<j>", s."__pgt_count", s."__pgt_a_<k>", s."__pgt_nn_<k>".
+	std::vector<std::string> visible_from_state;
+
+	// SQL producing the post-state input rows:
+	//   Bag:     the visible columns;
+	//   Grouped: __pgt_gk_<j>, __pgt_arg_<k> (non-count aggregates and count(x)), __pgt_f_<k> (filters);
+	//   Rescan:  the query itself with extra columns __pgt_gk_<j> (group keys of each output row).
+	std::string input_sql;
+	// SQL producing the delta of the input as a Z-set: the same columns as input_sql (for Rescan: at least
+	// the group keys __pgt_gk_<j>) plus "__pgt_w" bigint. Reads change buffers through parameter $1, the
+	// previous frontier (pg_snapshot).
+	std::string delta_sql;
+
+	std::string operator_tree; // human-readable, for explain_st
+	std::string strategy;      // one line, for explain_st
+};
+
+// pg_catalog.hash_record_extended(ROW(e1, ...), 0): the identity hash of a row.
+std::string RidExpr(const std::vector<std::string> &exprs);
+
+// SELECT producing every storage column (visible + hidden) from the sources' current state.
+std::string PopulationSql(const DvmPlan &plan);
+
+// One statement applying the delta since frontier $1 to the storage table `st` (qualified, quoted).
+// Returns one row: (rows_inserted bigint, rows_deleted bigint, delta_rows bigint) where an updated row
+// counts as one deleted and one inserted row.
+std::string ApplySql(const DvmPlan &plan, const std::string &st);
+
+// The predicate selecting the rows of change buffer alias `b` that a refresh with previous frontier
+// $1 consumes (under the refresh snapshot, buffer rows of transactions not yet visible are invisible
+// anyway, so only the lower bound needs stating).
+std::string BufferWindowPredicate(const std::string &alias);
+
+// Hidden column names.
+std::string GroupKeyColumn(size_t j);
+std::string AggValueColumn(size_t k);
+std::string AggNonNullColumn(size_t k);
+std::string AggArgColumn(size_t k);
+std::string AggFilterColumn(size_t k);
+inline constexpr const char *kWeightColumn = "__pgt_w";
+inline constexpr const char *kCountColumn = "__pgt_count";
+inline constexpr const char *kRidColumn = "__pgt_rid";
+
+} // namespace pgtrickle

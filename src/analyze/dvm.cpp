@@ -26,6 +26,7 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "optimizer/clauses.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "rewrite/rewriteHandler.h"
@@ -327,12 +328,20 @@ BasePostSql(RangeTblEntry *rte) {
 	                quote_identifier(get_rel_name(relid)));
 }
 
-// X₀ = X₁ − ΔX as a Z-set.
+// X₀ = X₁ − ΔX as a Z-set (the delta's columns renamed positionally to negate its weight).
 char *
-PreStateSql(const char *post_sql, const char *delta_sql) {
+PreStateSql(const char *post_sql, const char *delta_sql, int ncols) {
+	StringInfoData names;
+	StringInfoData cols;
+	initStringInfo(&names);
+	initStringInfo(&cols);
+	for (int i = 1; i <= ncols; i++) {
+		appendStringInfo(&names, "\"__pgt_c%d\", ", i);
+		appendStringInfo(&cols, "d.\"__pgt_c%d\", ", i);
+	}
 	return psprintf("SELECT p.*, 1::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) p UNION ALL "
-	                "SELECT d.*, (OPERATOR(pg_catalog.-) d.\"__pgt_w\") FROM (SELECT * FROM (%s) d0) d",
-	                post_sql, delta_sql);
+	                "SELECT %s(OPERATOR(pg_catalog.-) d.\"__pgt_cw\") FROM (%s) d(%s\"__pgt_cw\")",
+	                post_sql, cols.data, delta_sql, names.data);
 }
 
 char *
@@ -383,6 +392,62 @@ VisibleTargets(List *tlist) {
 	return out;
 }
 
+void
+CollectJoinQuals(Node *n, List **quals) {
+	if (n == nullptr || IsA(n, RangeTblRef))
+		return;
+	if (IsA(n, FromExpr)) {
+		ListCell *lc;
+		foreach (lc, reinterpret_cast<FromExpr *>(n)->fromlist)
+			CollectJoinQuals(static_cast<Node *>(lfirst(lc)), quals);
+		return;
+	}
+	auto *j = reinterpret_cast<JoinExpr *>(n);
+	CollectJoinQuals(j->larg, quals);
+	CollectJoinQuals(j->rarg, quals);
+	if (j->quals)
+		*quals = lappend(*quals, j->quals);
+}
+
+// Inner joins only: rewrites JOIN ... ON into a flat FROM list with the join conditions in WHERE, and
+// references to join columns into references to the underlying inputs. Replacing an input by a
+// weighted subquery then cannot disturb join column bookkeeping.
+Query *
+FlattenInnerJoins(Query *q) {
+	q = static_cast<Query *>(copyObject(q));
+	List *inputs = NIL;
+	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &inputs);
+	List *quals = NIL;
+	CollectJoinQuals(reinterpret_cast<Node *>(q->jointree), &quals);
+	if (q->jointree->quals)
+		quals = lappend(quals, q->jointree->quals);
+	List *fromlist = NIL;
+	ListCell *lc;
+	foreach (lc, inputs) {
+		RangeTblRef *ref = makeNode(RangeTblRef);
+		ref->rtindex = lfirst_int(lc);
+		fromlist = lappend(fromlist, ref);
+	}
+	Node *where = quals == NIL ? nullptr : reinterpret_cast<Node *>(make_ands_explicit(quals));
+	if (where)
+		where = flatten_join_alias_vars(nullptr, q, where);
+	q->targetList = reinterpret_cast<List *>(flatten_join_alias_vars(nullptr, q, reinterpret_cast<Node *>(q->targetList)));
+	q->jointree = makeFromExpr(fromlist, where);
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_JOIN) {
+			rte->rtekind = RTE_RESULT;
+			rte->joinaliasvars = NIL;
+			rte->joinleftcols = NIL;
+			rte->joinrightcols = NIL;
+			rte->join_using_alias = nullptr;
+			rte->alias = nullptr;
+			rte->eref = makeAlias("__pgt_join", NIL);
+		}
+	}
+	return q;
+}
+
 // Delta of a select-project-join level (or UNION ALL), producing its visible columns + "__pgt_w".
 char *
 DeltaOfQuery(Query *q) {
@@ -401,6 +466,7 @@ DeltaOfQuery(Query *q) {
 		return s.data;
 	}
 
+	q = FlattenInnerJoins(q);
 	List *inputs = NIL;
 	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &inputs);
 	int n = list_length(inputs);
@@ -425,7 +491,7 @@ DeltaOfQuery(Query *q) {
 		for (int j = i; j < n; j++) {
 			Index rtindex = list_nth_int(inputs, j);
 			RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
-			ReplaceWithWeighted(rte, j == i ? delta[j] : PreStateSql(post[j], delta[j]));
+			ReplaceWithWeighted(rte, j == i ? delta[j] : PreStateSql(post[j], delta[j], list_length(rte->eref->colnames)));
 			Expr *w = WeightVar(rtindex, rte);
 			weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
 		}

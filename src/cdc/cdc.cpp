@@ -70,18 +70,32 @@ EnsureCapture(pg::SpiSession &spi, const SourceRelation &source) {
 		         Join(select_list, ", ") + " FROM " + src + " s WITH NO DATA");
 		spi.Exec("ALTER TABLE " + buf + " ALTER COLUMN \"__pgt_xid\" SET NOT NULL, ALTER COLUMN \"__pgt_op\" SET NOT NULL");
 		spi.Exec("CREATE INDEX ON " + buf + " (\"__pgt_xid\")");
-		spi.Exec("CREATE TRIGGER pgt_capture_ins AFTER INSERT ON " + src +
-		         " REFERENCING NEW TABLE AS __pgt_new FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
-		spi.Exec("CREATE TRIGGER pgt_capture_upd AFTER UPDATE ON " + src +
-		         " REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new FOR EACH STATEMENT "
-		         "EXECUTE FUNCTION pgtrickle.pgt_capture()");
-		spi.Exec("CREATE TRIGGER pgt_capture_del AFTER DELETE ON " + src +
-		         " REFERENCING OLD TABLE AS __pgt_old FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
-		spi.Exec("CREATE TRIGGER pgt_capture_trunc AFTER TRUNCATE ON " + src +
-		         " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
-		// Fire even under session_replication_role = replica (pg_restore, replication tools).
-		for (const char *t : kTriggerNames)
-			spi.Exec("ALTER TABLE " + src + " ENABLE ALWAYS TRIGGER " + t);
+		// A partitioned table's statement triggers fire only for statements naming it; statements naming
+		// a partition fire that partition's own triggers. So every partition gets the same triggers.
+		std::vector<std::string> targets{src};
+		if (source.relkind == 'p') {
+			pg::SpiRows parts = spi.Query("SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+			                              "FROM pg_catalog.pg_partition_tree($1) t JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+			                              "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE t.relid <> $1 "
+			                              "ORDER BY t.level, c.relname",
+			                              pg::SqlParams().Oid(source.relid));
+			for (size_t i = 0; i < parts.Count(); i++)
+				targets.push_back(parts.Text(i, 0));
+		}
+		for (const auto &target : targets) {
+			spi.Exec("CREATE TRIGGER pgt_capture_ins AFTER INSERT ON " + target +
+			         " REFERENCING NEW TABLE AS __pgt_new FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+			spi.Exec("CREATE TRIGGER pgt_capture_upd AFTER UPDATE ON " + target +
+			         " REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new FOR EACH STATEMENT "
+			         "EXECUTE FUNCTION pgtrickle.pgt_capture()");
+			spi.Exec("CREATE TRIGGER pgt_capture_del AFTER DELETE ON " + target +
+			         " REFERENCING OLD TABLE AS __pgt_old FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+			spi.Exec("CREATE TRIGGER pgt_capture_trunc AFTER TRUNCATE ON " + target +
+			         " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+			// Fire even under session_replication_role = replica (pg_restore, replication tools).
+			for (const char *t : kTriggerNames)
+				spi.Exec("ALTER TABLE " + target + " ENABLE ALWAYS TRIGGER " + t);
+		}
 	}
 	pg::SqlParams p;
 	p.Oid(source.relid).Text(source.schema).Text(source.name).Text(BufferName(source.relid)).TextArray(names);
@@ -101,14 +115,14 @@ DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid) {
 	Oid owner = pg::ExtensionOwner(spi);
 	pg::AsRole as_owner(owner);
 	// The source may already be gone (dropped with CASCADE); then its triggers went with it.
-	pg::SpiRows rel = spi.Query("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
-	                            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
-	                            pg::SqlParams().Oid(source_relid));
-	if (rel.Count() > 0) {
-		std::string src = QuoteQualified(rel.Text(0, 0), rel.Text(0, 1));
+	pg::SpiRows rel = spi.Query(
+	    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
+	    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	    "WHERE c.oid = $1 OR (c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1)) AND c.relkind IN ('r', 'p'))",
+	    pg::SqlParams().Oid(source_relid));
+	for (size_t i = 0; i < rel.Count(); i++)
 		for (const char *t : kTriggerNames)
-			spi.Exec(std::string("DROP TRIGGER IF EXISTS ") + t + " ON " + src);
-	}
+			spi.Exec(std::string("DROP TRIGGER IF EXISTS ") + t + " ON " + rel.Text(i, 0));
 	spi.Exec("DROP TABLE IF EXISTS " + BufferQualified(source_relid));
 }
 
@@ -206,12 +220,20 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 		return plans;
 	FreePlans(plans);
 
-	pg::SpiRows rows = spi.Query("SELECT pg_catalog.unnest(captured_columns) FROM pgtrickle.pgt_change_tracking "
-	                             "WHERE source_relid = $1",
+	// The tracking row is the relation's own, or (for a partition) its partitioned root's.
+	constexpr const char *kTracking =
+	    "(SELECT * FROM pgtrickle.pgt_change_tracking WHERE source_relid IN ($1, "
+	    "COALESCE(pg_catalog.pg_partition_root($1), $1)) ORDER BY source_relid OPERATOR(pg_catalog.=) $1 DESC LIMIT 1)";
+	// A captured column the relation no longer has (dropped or renamed) is captured as NULL rather
+	// than failing the user's statement; the stream tables reading it need reinitialising anyway.
+	pg::SpiRows rows = spi.Query(std::string("SELECT c, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 "
+	                                         "AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped) FROM ") +
+	                                 kTracking + " t, pg_catalog.unnest(t.captured_columns) c",
 	                             pg::SqlParams().Oid(relid));
-	pg::SpiRows header = spi.Query("SELECT buffer_name, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = "
-	                               "('pgtrickle_changes.' || pg_catalog.quote_ident(buffer_name))::pg_catalog.regclass) "
-	                               "FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1",
+	pg::SpiRows header = spi.Query(std::string("SELECT buffer_name, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = "
+	                                           "('pgtrickle_changes.' || pg_catalog.quote_ident(buffer_name))::pg_catalog.regclass) "
+	                                           "FROM ") +
+	                                   kTracking + " t",
 	                               pg::SqlParams().Oid(relid));
 	if (header.Count() == 0)
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState,
@@ -225,9 +247,10 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 	std::vector<std::string> from_new;
 	for (size_t i = 0; i < rows.Count(); i++) {
 		std::string c = QuoteIdent(rows.Text(i, 0));
+		bool present = rows.Bool(i, 1);
 		target.push_back(c);
-		from_old.push_back("o." + c);
-		from_new.push_back("n." + c);
+		from_old.push_back(present ? "o." + c : "NULL");
+		from_new.push_back(present ? "n." + c : "NULL");
 	}
 	std::string insert_into = "INSERT INTO " + buf + " (" + Join(target, ", ") + ") ";
 	std::string old_list = from_old.empty() ? "" : ", " + Join(from_old, ", ");

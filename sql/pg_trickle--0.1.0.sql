@@ -195,3 +195,8 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+CREATE FUNCTION pgtrickle.explain_st(name text)
+RETURNS TABLE (property text, value text)
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'explain_st';

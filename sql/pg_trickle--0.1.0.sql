@@ -25,6 +25,8 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
 	is_populated           boolean NOT NULL DEFAULT false,
 	data_timestamp         timestamptz,     -- the moment the contents reflect
 	frontier               pg_snapshot,     -- snapshot the last refresh read its sources under
+	frontier_xid           xid8,            -- that refresh's own transaction (visible in frontier) ...
+	frontier_cid           bigint,          -- ... whose changes it consumed only up to this command
 	last_refresh_at        timestamptz,
 	consecutive_errors     integer NOT NULL DEFAULT 0,
 	needs_reinit           boolean NOT NULL DEFAULT false,

@@ -75,8 +75,8 @@ Deparse(Query *q) {
 Query *
 ParseGenerated(const char *sql) {
 	List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-	Oid types[1] = {PG_SNAPSHOTOID};
-	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, types, 1, nullptr);
+	Oid types[3] = {PG_SNAPSHOTOID, XID8OID, INT8OID};
+	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, types, 3, nullptr);
 }
 
 void
@@ -597,6 +597,7 @@ struct RawAgg {
 	Node *arg;
 	Node *filter;
 	Oid argtype;
+	char *result_type; // format_type of the aggregate's result
 };
 
 struct RawPlan {
@@ -636,6 +637,10 @@ ClassifyAgg(Aggref *a, Oid *argtype) {
 	char *name = get_func_name(a->aggfnoid);
 	if (strcmp(name, "count") == 0)
 		return a->aggstar ? static_cast<int>(AggKind::CountStar) : static_cast<int>(AggKind::Count);
+	if ((strcmp(name, "min") == 0 || strcmp(name, "max") == 0) && list_length(a->args) == 1) {
+		*argtype = exprType(reinterpret_cast<Node *>(linitial_node(TargetEntry, a->args)->expr));
+		return strcmp(name, "min") == 0 ? static_cast<int>(AggKind::Min) : static_cast<int>(AggKind::Max);
+	}
 	if ((strcmp(name, "sum") == 0 || strcmp(name, "avg") == 0) && list_length(a->args) == 1) {
 		Oid t = exprType(reinterpret_cast<Node *>(linitial_node(TargetEntry, a->args)->expr));
 		if (t == INT2OID || t == INT4OID || t == INT8OID || t == NUMERICOID) {
@@ -786,6 +791,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		ra->kind = ClassifyAgg(a, &ra->argtype);
 		ra->arg = a->args ? reinterpret_cast<Node *>(linitial_node(TargetEntry, a->args)->expr) : nullptr;
 		ra->filter = reinterpret_cast<Node *>(a->aggfilter);
+		ra->result_type = pstrdup(TypeSql(a->aggtype, -1));
 		if (ra->kind < 0)
 			algebraic = false;
 		out->aggs = lappend(out->aggs, ra);
@@ -850,7 +856,8 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 	if (algebraic) {
 		out->kind = static_cast<int>(DvmKind::Grouped);
 		out->input_sql = Deparse(input);
-		out->strategy = pstrdup("aggregates maintained algebraically (COUNT/SUM/AVG state per group)");
+		out->strategy = pstrdup("aggregates maintained algebraically (COUNT/SUM/AVG state per group; MIN/MAX "
+		                        "recompute a group only when its extreme is deleted)");
 	} else {
 		// Rescan: the query itself, with its group keys as extra output columns.
 		out->kind = static_cast<int>(DvmKind::Rescan);
@@ -947,6 +954,8 @@ ConvertRaw(const RawPlan &raw) {
 			                      ? "pg_catalog.numeric"
 			                      : "pg_catalog.int8";
 			spec.arg_cast = small_int ? "pg_catalog.int8" : "pg_catalog.numeric";
+			if (spec.kind == AggKind::Min || spec.kind == AggKind::Max)
+				spec.value_type = ra->result_type;
 			std::string a = "s." + QuoteIdent(AggValueColumn(k));
 			std::string nn = "s." + QuoteIdent(AggNonNullColumn(k));
 			if (spec.kind == AggKind::Avg)

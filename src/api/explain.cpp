@@ -18,16 +18,18 @@ namespace pgtrickle::api {
 
 namespace {
 
-// Replaces the frontier parameter $1 by a literal so the statement can be run by hand.
+// Replaces the frontier parameters $1..$3 by literals so the statement can be run by hand.
 std::string
-WithFrontier(const std::string &sql, const std::optional<std::string> &frontier) {
-	std::string literal = frontier ? QuoteLiteral(*frontier) + "::pg_catalog.pg_snapshot"
-	                               : "pg_catalog.pg_current_snapshot()";
+WithFrontier(const std::string &sql, const catalog::StreamTable &st) {
+	std::string literals[3] = {
+	    st.frontier ? QuoteLiteral(*st.frontier) + "::pg_catalog.pg_snapshot" : "pg_catalog.pg_current_snapshot()",
+	    st.frontier_xid ? QuoteLiteral(*st.frontier_xid) + "::pg_catalog.xid8" : "NULL::pg_catalog.xid8",
+	    st.frontier_cid ? std::to_string(*st.frontier_cid) + "::pg_catalog.int8" : "NULL::pg_catalog.int8"};
 	std::string out;
 	for (size_t i = 0; i < sql.size(); i++) {
-		if (sql[i] == '$' && i + 1 < sql.size() && sql[i + 1] == '1' &&
+		if (sql[i] == '$' && i + 1 < sql.size() && sql[i + 1] >= '1' && sql[i + 1] <= '3' &&
 		    (i + 2 >= sql.size() || !std::isdigit(static_cast<unsigned char>(sql[i + 2])))) {
-			out += literal;
+			out += literals[sql[i + 1] - '1'];
 			i++;
 			continue;
 		}
@@ -80,8 +82,8 @@ Explain(FunctionCallInfo fcinfo) {
 	                                "source_schema, source_name) FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1",
 	                                pg::SqlParams().Int64(st.pgt_id));
 	rows.emplace_back("sources", sources.Count() && !sources.IsNull(0, 0) ? sources.Text(0, 0) : "");
-	rows.emplace_back("delta_query", WithFrontier(plan.delta_sql, st.frontier));
-	rows.emplace_back("apply_statement", WithFrontier(ApplySql(plan, st.QualifiedName()), st.frontier));
+	rows.emplace_back("delta_query", WithFrontier(plan.delta_sql, st));
+	rows.emplace_back("apply_statement", WithFrontier(ApplySql(plan, st.QualifiedName()), st));
 	rows.emplace_back("population_query", PopulationSql(plan));
 	return rows;
 }

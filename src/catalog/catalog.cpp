@@ -17,7 +17,7 @@ namespace {
 
 constexpr const char *kSelectColumns =
     "SELECT pgt_id, pgt_relid, pgt_schema, pgt_name, defining_query, original_query, schedule, refresh_mode, "
-    "requested_refresh_mode, status, is_populated, frontier::text, needs_reinit FROM pgtrickle.pgt_stream_tables ";
+    "requested_refresh_mode, status, is_populated, frontier::text, needs_reinit, frontier_xid::text, frontier_cid FROM pgtrickle.pgt_stream_tables ";
 
 StreamTable
 RowToStreamTable(const pg::SpiRows &rows, size_t i) {
@@ -35,6 +35,9 @@ RowToStreamTable(const pg::SpiRows &rows, size_t i) {
 	st.is_populated = rows.Bool(i, 10);
 	st.frontier = rows.OptText(i, 11);
 	st.needs_reinit = rows.Bool(i, 12);
+	st.frontier_xid = rows.OptText(i, 13);
+	if (!rows.IsNull(i, 14))
+		st.frontier_cid = rows.Int64(i, 14);
 	return st;
 }
 

@@ -22,7 +22,9 @@ struct StreamTable {
 	std::string requested_refresh_mode;  // AUTO | FULL | DIFFERENTIAL
 	std::string status;
 	bool is_populated = false;
-	std::optional<std::string> frontier; // pg_snapshot text
+	std::optional<std::string> frontier;     // pg_snapshot text
+	std::optional<std::string> frontier_xid; // xid8 text
+	std::optional<int64_t> frontier_cid;
 	bool needs_reinit = false;
 
 	std::string QualifiedName() const; // "schema"."name"

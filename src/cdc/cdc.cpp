@@ -66,9 +66,10 @@ EnsureCapture(pg::SpiSession &spi, const SourceRelation &source) {
 	{
 		pg::AsRole as_owner(owner);
 		spi.Exec("CREATE TABLE " + buf + " AS SELECT NULL::pg_catalog.xid8 AS \"__pgt_xid\", " +
-		         "NULL::pg_catalog.\"char\" AS \"__pgt_op\"" + (select_list.empty() ? "" : ", ") +
+		         "NULL::pg_catalog.\"char\" AS \"__pgt_op\", NULL::pg_catalog.int8 AS \"__pgt_cid\"" +
+		         (select_list.empty() ? "" : ", ") +
 		         Join(select_list, ", ") + " FROM " + src + " s WITH NO DATA");
-		spi.Exec("ALTER TABLE " + buf + " ALTER COLUMN \"__pgt_xid\" SET NOT NULL, ALTER COLUMN \"__pgt_op\" SET NOT NULL");
+		spi.Exec("ALTER TABLE " + buf + " ALTER COLUMN \"__pgt_xid\" SET NOT NULL, ALTER COLUMN \"__pgt_op\" SET NOT NULL, ALTER COLUMN \"__pgt_cid\" SET NOT NULL");
 		spi.Exec("CREATE INDEX ON " + buf + " (\"__pgt_xid\")");
 		// A partitioned table's statement triggers fire only for statements naming it; statements naming
 		// a partition fire that partition's own triggers. So every partition gets the same triggers.
@@ -130,7 +131,8 @@ uint64_t
 TrimBuffer(pg::SpiSession &spi, Oid source_relid) {
 	// Consumers that have a frontier; unpopulated ones recompute fully and need no buffer rows.
 	pg::SpiRows horizon = spi.Query(
-	    "SELECT min(pg_catalog.pg_snapshot_xmin(st.frontier))::text FROM pgtrickle.pgt_dependencies d "
+	    "SELECT min(LEAST(pg_catalog.pg_snapshot_xmin(st.frontier), st.frontier_xid))::text "
+	    "FROM pgtrickle.pgt_dependencies d "
 	    "JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1",
 	    pg::SqlParams().Oid(source_relid));
 	if (horizon.Count() == 0 || horizon.IsNull(0, 0))
@@ -189,8 +191,8 @@ SPIPlanPtr
 PrepareKept(const std::string &sql) {
 	const char *text = sql.c_str();
 	return pg::PgCall([&]() {
-		Oid types[1] = {XID8OID};
-		SPIPlanPtr plan = SPI_prepare(text, 1, types);
+		Oid types[2] = {XID8OID, INT8OID};
+		SPIPlanPtr plan = SPI_prepare(text, 2, types);
 		if (!plan)
 			elog(ERROR, "could not prepare capture statement: %s", SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
@@ -242,7 +244,7 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 		                "Drop the pgt_capture_* triggers on this table, or recreate the stream table.");
 	std::string buf = QuoteQualified("pgtrickle_changes", header.Text(0, 0));
 	plans.owner = static_cast<Oid>(header.Int64(0, 1));
-	std::vector<std::string> target{"\"__pgt_xid\"", "\"__pgt_op\""};
+	std::vector<std::string> target{"\"__pgt_xid\"", "\"__pgt_op\"", "\"__pgt_cid\""};
 	std::vector<std::string> from_old;
 	std::vector<std::string> from_new;
 	for (size_t i = 0; i < rows.Count(); i++) {
@@ -255,11 +257,11 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 	std::string insert_into = "INSERT INTO " + buf + " (" + Join(target, ", ") + ") ";
 	std::string old_list = from_old.empty() ? "" : ", " + Join(from_old, ", ");
 	std::string new_list = from_new.empty() ? "" : ", " + Join(from_new, ", ");
-	plans.sql[kInsert] = insert_into + "SELECT $1, 'I'" + new_list + " FROM __pgt_new n";
-	plans.sql[kDelete] = insert_into + "SELECT $1, 'D'" + old_list + " FROM __pgt_old o";
-	plans.sql[kUpdate] = insert_into + "SELECT $1, 'D'" + old_list + " FROM __pgt_old o UNION ALL SELECT $1, 'I'" +
+	plans.sql[kInsert] = insert_into + "SELECT $1, 'I', $2" + new_list + " FROM __pgt_new n";
+	plans.sql[kDelete] = insert_into + "SELECT $1, 'D', $2" + old_list + " FROM __pgt_old o";
+	plans.sql[kUpdate] = insert_into + "SELECT $1, 'D', $2" + old_list + " FROM __pgt_old o UNION ALL SELECT $1, 'I', $2" +
 	                     new_list + " FROM __pgt_new n";
-	plans.sql[kTruncate] = "INSERT INTO " + buf + " (\"__pgt_xid\", \"__pgt_op\") VALUES ($1, 'T')";
+	plans.sql[kTruncate] = "INSERT INTO " + buf + " (\"__pgt_xid\", \"__pgt_op\", \"__pgt_cid\") VALUES ($1, 'T', $2)";
 	plans.valid = true;
 	return plans;
 }
@@ -304,7 +306,9 @@ CaptureImpl(FunctionCallInfo fcinfo) {
 	SPIPlanPtr plan = plans.plans[op];
 	pg::AsRole as_owner(plans.owner);
 	pg::PgCall([&]() {
-		Datum values[1] = {FullTransactionIdGetDatum(GetTopFullTransactionId())};
+		// The command id lets a refresh in this same transaction tell which of its rows it has consumed.
+		Datum values[2] = {FullTransactionIdGetDatum(GetTopFullTransactionId()),
+		                   Int64GetDatum(static_cast<int64>(GetCurrentCommandId(false)))};
 		int rc = SPI_execute_plan(plan, values, nullptr, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "change capture insert failed: %s", SPI_result_code_string(rc));

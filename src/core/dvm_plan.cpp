@@ -66,6 +66,10 @@ StateFromScratch(const AggSpec &agg, size_t k, bool non_null_part) {
 		return "pg_catalog.count(*)" + filter;
 	if (agg.kind == AggKind::Count || non_null_part)
 		return "pg_catalog.count(" + arg + ")" + filter;
+	if (agg.kind == AggKind::Min)
+		return "pg_catalog.min(" + arg + ")" + filter;
+	if (agg.kind == AggKind::Max)
+		return "pg_catalog.max(" + arg + ")" + filter;
 	return "pg_catalog.sum(" + arg + ")" + filter;
 }
 
@@ -120,8 +124,11 @@ RidExpr(const std::vector<std::string> &exprs) {
 std::string
 BufferWindowPredicate(const std::string &alias) {
 	std::string xid = alias + ".\"__pgt_xid\"";
-	return "NOT pg_catalog.pg_visible_in_snapshot(" + xid + ", $1) AND " + xid +
-	       " OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)";
+	// A snapshot never shows its own transaction as visible (its xid may be >= xmax), so rows of the
+	// previous refresh's transaction are judged by command id alone.
+	return "((" + xid + " IS DISTINCT FROM $2 AND NOT pg_catalog.pg_visible_in_snapshot(" + xid + ", $1) AND " + xid +
+	       " OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)) OR (" + xid + " OPERATOR(pg_catalog.=) $2 AND " +
+	       alias + ".\"__pgt_cid\" OPERATOR(pg_catalog.>=) $3))";
 }
 
 std::string
@@ -229,6 +236,14 @@ GroupedApply(const DvmPlan &plan, const std::string &st) {
 		std::string cond = Counts(agg, k);
 		if (agg.kind == AggKind::CountStar || agg.kind == AggKind::Count) {
 			d_list.push_back(WeightSum(cond) + " AS __pgt_da_" + std::to_string(k));
+		} else if (agg.kind == AggKind::Min || agg.kind == AggKind::Max) {
+			// The extreme of the inserted values, and the deleted value closest to the current extreme.
+			std::string fn = agg.kind == AggKind::Min ? "pg_catalog.min" : "pg_catalog.max";
+			std::string arg = "x." + QuoteIdent(AggArgColumn(k));
+			d_list.push_back(fn + "(CASE WHEN " + cond + " AND x." + w + " OPERATOR(pg_catalog.>) 0 THEN " + arg +
+			                 " END) AS __pgt_dins_" + std::to_string(k));
+			d_list.push_back(fn + "(CASE WHEN " + cond + " AND x." + w + " OPERATOR(pg_catalog.<) 0 THEN " + arg +
+			                 " END) AS __pgt_ddel_" + std::to_string(k));
 		} else {
 			d_list.push_back("pg_catalog.sum(CASE WHEN " + cond + " THEN x." + w + " OPERATOR(pg_catalog.*) x." +
 			                 QuoteIdent(AggArgColumn(k)) + "::" + agg.arg_cast + " END) AS __pgt_da_" +
@@ -265,7 +280,24 @@ GroupedApply(const DvmPlan &plan, const std::string &st) {
 	for (size_t k = 1; k <= plan.aggs.size(); k++) {
 		const AggSpec &agg = plan.aggs[k - 1];
 		std::string ks = std::to_string(k);
-		if (!HasNonNull(agg.kind)) {
+		if (agg.kind == AggKind::Min || agg.kind == AggKind::Max) {
+			bool is_min = agg.kind == AggKind::Min;
+			std::string old_v = "o.__pgt_oa_" + ks;
+			std::string del = "o.__pgt_ddel_" + ks;
+			std::string reaches = del + (is_min ? " OPERATOR(pg_catalog.<=) " : " OPERATOR(pg_catalog.>=) ") + old_v;
+			// Recompute this group's extreme from the sources (post-state input).
+			std::vector<std::string> match;
+			for (const auto &g : gk_names)
+				match.push_back("r." + QuoteIdent(g) + " IS NOT DISTINCT FROM o." + QuoteIdent(g));
+			if (agg.has_filter)
+				match.push_back("r." + QuoteIdent(AggFilterColumn(k)));
+			std::string rescan = "(SELECT " + std::string(is_min ? "pg_catalog.min" : "pg_catalog.max") + "(r." +
+			                     QuoteIdent(AggArgColumn(k)) + ") FROM (\n" + plan.input_sql + "\n) AS r" +
+			                     (match.empty() ? "" : " WHERE " + Join(match, " AND ")) + ")";
+			n_list.push_back("(CASE WHEN " + del + " IS NOT NULL AND (" + old_v + " IS NULL OR " + reaches + ") THEN " +
+			                 rescan + " ELSE " + (is_min ? "LEAST(" : "GREATEST(") + old_v + ", o.__pgt_dins_" + ks +
+			                 ") END)::" + agg.value_type + " AS " + QuoteIdent(AggValueColumn(k)));
+		} else if (!HasNonNull(agg.kind)) {
 			n_list.push_back("(COALESCE(o.__pgt_oa_" + ks + ", 0) OPERATOR(pg_catalog.+) o.__pgt_da_" + ks +
 			                 ")::pg_catalog.int8 AS " + QuoteIdent(AggValueColumn(k)));
 		} else {

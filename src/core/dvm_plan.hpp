@@ -26,12 +26,15 @@ struct DvmColumn {
 	std::string type; // SQL type text (format_type)
 };
 
-enum class AggKind { CountStar, Count, Sum, Avg };
+// Min/Max are semi-algebraic: an insertion below the minimum replaces it; a deletion that reaches
+// the current extreme recomputes that one group's extreme from the sources.
+enum class AggKind { CountStar, Count, Sum, Avg, Min, Max };
 
 struct AggSpec {
 	AggKind kind;
 	bool has_filter = false;  // input column __pgt_f_<k> (boolean) exists
-	std::string value_type;   // type of the stored value __pgt_a_<k> (bigint for counts, the SUM result type)
+	std::string value_type;   // type of the stored value __pgt_a_<k> (bigint for counts, the SUM result type,
+	                          // the argument type for MIN/MAX)
 	std::string arg_cast;     // cast applied to the input before multiplying by the weight ("bigint" for int2/int4)
 };
 
@@ -76,9 +79,14 @@ std::string PopulationSql(const DvmPlan &plan);
 std::string ApplySql(const DvmPlan &plan, const std::string &st);
 
 // The predicate selecting the rows of change buffer alias `b` that a refresh with previous frontier
-// $1 consumes (under the refresh snapshot, buffer rows of transactions not yet visible are invisible
-// anyway, so only the lower bound needs stating).
+// ($1 snapshot, $2 xid, $3 command id) consumes. Under the refresh snapshot, buffer rows of
+// transactions not yet visible are invisible anyway, so only the lower bound needs stating: rows of
+// transactions the previous refresh did not see, plus rows the previous refresh's own transaction
+// wrote after it ($2/$3: that transaction counted as visible in $1, but only up to command $3).
 std::string BufferWindowPredicate(const std::string &alias);
+
+// Parameter types of every statement reading change buffers: pg_snapshot, xid8, int8.
+inline constexpr int kFrontierParamCount = 3;
 
 // Hidden column names.
 std::string GroupKeyColumn(size_t j);

@@ -104,10 +104,26 @@ PlanCache() {
 	return cache;
 }
 
+// $1, $2, $3 of every statement reading change buffers (see BufferWindowPredicate).
 pg::SqlParams
-FrontierParam(const std::string &frontier) {
+FrontierParams(const catalog::StreamTable &st) {
 	pg::SqlParams p;
-	p.Typed(PG_SNAPSHOTOID, frontier);
+	p.Typed(PG_SNAPSHOTOID, st.frontier.value_or("1:1:"));
+	if (st.frontier_xid)
+		p.Typed(XID8OID, *st.frontier_xid);
+	else
+		p.Null(XID8OID);
+	if (st.frontier_cid)
+		p.Int64(*st.frontier_cid);
+	else
+		p.Null(INT8OID);
+	return p;
+}
+
+pg::SqlParams
+FrontierParamTypes() {
+	pg::SqlParams p;
+	p.Null(PG_SNAPSHOTOID).Null(XID8OID).Null(INT8OID);
 	return p;
 }
 
@@ -141,7 +157,7 @@ GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 		cp.census_sources.push_back(dep.source_relid);
 	}
 	cp.census_sql = parts.empty() ? "SELECT NULL::text WHERE false" : "SELECT " + Join(parts, ", ");
-	pg::SqlParams types = FrontierParam("0:0:");
+	pg::SqlParams types = FrontierParamTypes();
 	cp.census = pg::PrepareKept(cp.census_sql, types);
 	cp.apply = pg::PrepareKept(cp.apply_sql, types);
 	cp.key = key;
@@ -156,12 +172,12 @@ struct Census {
 };
 
 Census
-CountChanges(pg::SpiSession &spi, CachedPlan &cp, const std::string &frontier, Snapshot snapshot) {
+CountChanges(pg::SpiSession &spi, CachedPlan &cp, const catalog::StreamTable &st, Snapshot snapshot) {
 	Census c;
 	if (cp.census_sources.empty())
 		return c;
 	pg::SpiRows rows;
-	spi.ExecPlanWithSnapshot(cp.census, FrontierParam(frontier), snapshot, &rows);
+	spi.ExecPlanWithSnapshot(cp.census, FrontierParams(st), snapshot, &rows);
 	for (size_t i = 0; i < cp.census_sources.size(); i++) {
 		const std::string &cell = rows.Text(0, i); // "(count,t|f)"
 		size_t comma = cell.find(',');
@@ -238,8 +254,10 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	std::optional<catalog::StreamTable> current = catalog::FindStreamTableById(spi, st.pgt_id);
 	if (!current)
 		throw UserError(sqlstate::kUndefinedTable, "stream table \"" + st.DisplayName() + "\" no longer exists");
-	// 2. The refresh snapshot.
+	// 2. The refresh snapshot. This transaction's own earlier changes are visible in it; the command id
+	// marks which of them (see BufferWindowPredicate).
 	RegisteredSnapshot snapshot;
+	int64_t snapshot_cid = static_cast<int64_t>(snapshot.Get()->curcid);
 	int64_t data_timestamp = pg::PgCall([]() { return GetCurrentTimestamp(); });
 	FixedSearchPath search_path;
 
@@ -250,7 +268,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 
 	if (differential && current->is_populated && current->frontier && !current->needs_reinit) {
 		CachedPlan &cp = GetCachedPlan(spi, *current);
-		Census census = CountChanges(spi, cp, *current->frontier, snapshot.Get());
+		Census census = CountChanges(spi, cp, *current, snapshot.Get());
 		if (census.truncated) {
 			result.action = "FULL";
 			fallback_reason = "source " + RelationName(spi, *census.truncated) + " was truncated";
@@ -267,7 +285,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			result.action = "DIFFERENTIAL";
 			RefreshWriteScope writing;
 			pg::SpiRows counts;
-			spi.ExecPlanWithSnapshot(cp.apply, FrontierParam(*current->frontier), snapshot.Get(), &counts);
+			spi.ExecPlanWithSnapshot(cp.apply, FrontierParams(*current), snapshot.Get(), &counts);
 			result.rows_inserted = counts.Int64(0, 0);
 			result.rows_deleted = counts.Int64(0, 1);
 			delta_rows = counts.Int64(0, 2);
@@ -293,8 +311,9 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	spi.ExecWithSnapshot("SELECT pg_catalog.pg_current_snapshot()::text", pg::SqlParams(), snapshot.Get(), &frontier);
 
 	pg::SqlParams p;
-	p.Text(frontier.Text(0, 0)).TimestampTz(data_timestamp).Int64(st.pgt_id);
+	p.Text(frontier.Text(0, 0)).TimestampTz(data_timestamp).Int64(st.pgt_id).Int64(snapshot_cid);
 	spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET frontier = $1::pg_catalog.pg_snapshot, data_timestamp = $2, "
+	         "frontier_xid = pg_catalog.pg_current_xact_id(), frontier_cid = $4, "
 	         "last_refresh_at = pg_catalog.now(), is_populated = true, needs_reinit = false, consecutive_errors = 0, "
 	         "status = CASE WHEN status = 'INITIALIZING' THEN 'ACTIVE' ELSE status END, updated_at = pg_catalog.now() "
 	         "WHERE pgt_id = $3",

@@ -1,0 +1,133 @@
+// Unit tests for the SQL emitted from a differential plan (src/core/dvm_plan.cpp).
+#include "core/dvm_plan.hpp"
+
+#include <gtest/gtest.h>
+
+namespace pgtrickle {
+namespace {
+
+bool
+Contains(const std::string &haystack, const std::string &needle) {
+	return haystack.find(needle) != std::string::npos;
+}
+
+DvmPlan
+BagPlan() {
+	DvmPlan p;
+	p.kind = DvmKind::Bag;
+	p.visible = {{"id", "integer"}, {"amount", "numeric"}};
+	p.input_sql = "SELECT id, amount FROM t";
+	p.delta_sql = "SELECT id, amount, __pgt_w FROM d";
+	return p;
+}
+
+DvmPlan
+GroupedPlan(bool with_key) {
+	DvmPlan p;
+	p.kind = DvmKind::Grouped;
+	p.visible = {{"n", "bigint"}, {"total", "numeric"}};
+	if (with_key)
+		p.group_keys = {{"__pgt_gk_1", "text"}};
+	p.aggs = {AggSpec{AggKind::CountStar, false, "pg_catalog.int8", "pg_catalog.int8"},
+	          AggSpec{AggKind::Sum, true, "pg_catalog.numeric", "pg_catalog.numeric"}};
+	p.visible_from_state = {"(s.\"__pgt_a_1\")::bigint", "(s.\"__pgt_a_2\")::numeric"};
+	p.input_sql = "SELECT g AS __pgt_gk_1, amount AS __pgt_arg_2, ok AS __pgt_f_2 FROM t";
+	p.delta_sql = "SELECT g AS __pgt_gk_1, amount AS __pgt_arg_2, ok AS __pgt_f_2, __pgt_w FROM d";
+	return p;
+}
+
+TEST(RidExpr, HashesAllColumnsAsOneRecord) {
+	EXPECT_EQ(RidExpr({"a.x", "a.y"}), "pg_catalog.hash_record_extended(ROW(a.x, a.y), 0)");
+	EXPECT_EQ(RidExpr({}), "0::pg_catalog.int8");
+}
+
+TEST(BufferWindow, UsesFrontierSnapshotAndOwnTransactionCommandId) {
+	std::string w = BufferWindowPredicate("b");
+	EXPECT_TRUE(Contains(w, "pg_catalog.pg_visible_in_snapshot(b.\"__pgt_xid\", $1)"));
+	EXPECT_TRUE(Contains(w, "b.\"__pgt_xid\" OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)"));
+	EXPECT_TRUE(Contains(w, "b.\"__pgt_xid\" IS DISTINCT FROM $2"));
+	EXPECT_TRUE(Contains(w, "b.\"__pgt_cid\" OPERATOR(pg_catalog.>=) $3"));
+}
+
+TEST(PopulationSql, BagAddsRowIdentity) {
+	std::string sql = PopulationSql(BagPlan());
+	EXPECT_TRUE(Contains(sql, "SELECT q.\"id\", q.\"amount\", pg_catalog.hash_record_extended(ROW(q.\"id\", q.\"amount\"), 0) AS \"__pgt_rid\""));
+	EXPECT_TRUE(Contains(sql, "SELECT id, amount FROM t"));
+}
+
+TEST(PopulationSql, GroupedComputesStateFromScratch) {
+	std::string sql = PopulationSql(GroupedPlan(true));
+	EXPECT_TRUE(Contains(sql, "pg_catalog.count(*) AS \"__pgt_count\""));
+	EXPECT_TRUE(Contains(sql, "pg_catalog.count(*) AS \"__pgt_a_1\""));
+	EXPECT_TRUE(Contains(sql, "pg_catalog.sum(x.\"__pgt_arg_2\") FILTER (WHERE x.\"__pgt_f_2\") AS \"__pgt_a_2\""));
+	EXPECT_TRUE(Contains(sql, "pg_catalog.count(x.\"__pgt_arg_2\") FILTER (WHERE x.\"__pgt_f_2\") AS \"__pgt_nn_2\""));
+	EXPECT_TRUE(Contains(sql, "GROUP BY x.\"__pgt_gk_1\""));
+	EXPECT_TRUE(Contains(sql, "(s.\"__pgt_a_1\")::bigint AS \"n\""));
+}
+
+TEST(PopulationSql, AggregateWithoutGroupByHasNoGroupClause) {
+	std::string sql = PopulationSql(GroupedPlan(false));
+	EXPECT_FALSE(Contains(sql, "GROUP BY"));
+	EXPECT_TRUE(Contains(sql, "0::pg_catalog.int8 AS \"__pgt_rid\""));
+}
+
+TEST(ApplySql, BagConsolidatesAndAppliesCopies) {
+	std::string sql = ApplySql(BagPlan(), "\"public\".\"st\"");
+	// Consolidation: weights summed per row, zero rows dropped.
+	EXPECT_TRUE(Contains(sql, "GROUP BY x.\"id\", x.\"amount\" HAVING pg_catalog.sum(x.\"__pgt_w\") OPERATOR(pg_catalog.<>) 0"));
+	// Deletes remove exactly -w copies, matched by identity hash and by value (NULL-safe).
+	EXPECT_TRUE(Contains(sql, "LIMIT (OPERATOR(pg_catalog.-) k.\"__pgt_w\")"));
+	EXPECT_TRUE(Contains(sql, "s.\"id\" IS NOT DISTINCT FROM k.\"id\" AND s.\"amount\" IS NOT DISTINCT FROM k.\"amount\""));
+	// Inserts add w copies.
+	EXPECT_TRUE(Contains(sql, "pg_catalog.generate_series(1, k.\"__pgt_w\")"));
+	EXPECT_TRUE(Contains(sql, "DELETE FROM \"public\".\"st\" WHERE ctid OPERATOR(pg_catalog.=) ANY"));
+}
+
+TEST(ApplySql, GroupedUpdatesStateAlgebraically) {
+	std::string sql = ApplySql(GroupedPlan(true), "\"public\".\"st\"");
+	EXPECT_TRUE(Contains(sql, "pg_catalog.sum(x.\"__pgt_w\") AS __pgt_dc"));
+	// SUM delta multiplies the weight by the (filtered, non-null) argument.
+	EXPECT_TRUE(Contains(sql, "CASE WHEN x.\"__pgt_arg_2\" IS NOT NULL AND x.\"__pgt_f_2\" THEN x.\"__pgt_w\" OPERATOR(pg_catalog.*) x.\"__pgt_arg_2\"::pg_catalog.numeric END"));
+	// A SUM over no non-null input is NULL.
+	EXPECT_TRUE(Contains(sql, "CASE WHEN (COALESCE(o.__pgt_onn_2, 0) OPERATOR(pg_catalog.+) o.__pgt_dnn_2) OPERATOR(pg_catalog.=) 0 THEN NULL"));
+	// Groups whose count reaches zero are deleted; the others updated or inserted.
+	EXPECT_TRUE(Contains(sql, "v.\"__pgt_count\" OPERATOR(pg_catalog.=) 0"));
+	EXPECT_TRUE(Contains(sql, "UPDATE \"public\".\"st\" t SET \"n\" = v.__pgt_v_1"));
+	EXPECT_TRUE(Contains(sql, "LEFT JOIN \"public\".\"st\" t ON t.\"__pgt_rid\" OPERATOR(pg_catalog.=)"));
+}
+
+TEST(ApplySql, SingleGroupIsNeverDeleted) {
+	std::string sql = ApplySql(GroupedPlan(false), "\"public\".\"st\"");
+	EXPECT_FALSE(Contains(sql, "__pgt_del AS"));
+	EXPECT_TRUE(Contains(sql, "HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0"));
+}
+
+TEST(ApplySql, MinRecomputesOnlyWhenExtremeIsDeleted) {
+	DvmPlan p = GroupedPlan(true);
+	p.aggs = {AggSpec{AggKind::Min, false, "integer", "pg_catalog.numeric"}};
+	p.visible = {{"lo", "integer"}};
+	p.visible_from_state = {"(s.\"__pgt_a_1\")::integer"};
+	std::string sql = ApplySql(p, "\"st\"");
+	EXPECT_TRUE(Contains(sql, "pg_catalog.min(CASE WHEN x.\"__pgt_arg_1\" IS NOT NULL AND x.\"__pgt_w\" OPERATOR(pg_catalog.>) 0"));
+	EXPECT_TRUE(Contains(sql, "o.__pgt_ddel_1 OPERATOR(pg_catalog.<=) o.__pgt_oa_1"));
+	EXPECT_TRUE(Contains(sql, "ELSE LEAST(o.__pgt_oa_1, o.__pgt_dins_1)"));
+	EXPECT_TRUE(Contains(sql, "r.\"__pgt_gk_1\" IS NOT DISTINCT FROM o.\"__pgt_gk_1\""));
+}
+
+TEST(ApplySql, RescanReplacesTouchedGroups) {
+	DvmPlan p;
+	p.kind = DvmKind::Rescan;
+	p.visible = {{"g", "text"}, {"names", "text"}};
+	p.group_keys = {{"__pgt_gk_1", "text"}};
+	p.input_sql = "SELECT g, string_agg(n, ',') AS names, g AS __pgt_gk_1 FROM t GROUP BY g";
+	p.delta_sql = "SELECT g AS __pgt_gk_1, __pgt_w FROM d";
+	std::string sql = ApplySql(p, "\"st\"");
+	EXPECT_TRUE(Contains(sql, "SELECT DISTINCT x.\"__pgt_gk_1\""));
+	// Coarse filter PostgreSQL can push below GROUP BY, then the exact NULL-safe match.
+	EXPECT_TRUE(Contains(sql, "q.\"__pgt_gk_1\" OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT a.\"__pgt_gk_1\" FROM __pgt_aff a))"));
+	EXPECT_TRUE(Contains(sql, "a.\"__pgt_gk_1\" IS NOT DISTINCT FROM q.\"__pgt_gk_1\""));
+	EXPECT_TRUE(Contains(sql, "INSERT INTO \"st\" (\"g\", \"names\", \"__pgt_gk_1\", \"__pgt_rid\")"));
+}
+
+} // namespace
+} // namespace pgtrickle

@@ -202,3 +202,12 @@ CREATE FUNCTION pgtrickle.explain_st(name text)
 RETURNS TABLE (property text, value text)
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'explain_st';
+
+-- Keeps the catalog true when tables are dropped with plain DDL (see src/api/ddl.cpp).
+CREATE FUNCTION pgtrickle._on_sql_drop()
+RETURNS event_trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_on_sql_drop';
+
+CREATE EVENT TRIGGER pg_trickle_drop_tracker ON sql_drop
+	EXECUTE FUNCTION pgtrickle._on_sql_drop();

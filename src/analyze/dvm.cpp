@@ -286,11 +286,18 @@ CheckDifferentiable(BuildCtx *ctx, Query *q, int depth) {
 
 char *DeltaOfQuery(Query *q);
 
-// Output column list of a base relation in attribute order (dropped columns as typed NULL placeholders).
+// Output column list of a base relation in attribute order. Dropped columns become typed NULL
+// placeholders; reading a change buffer, so do columns the buffer does not capture (a stream table's
+// hidden columns), typed like the relation's column so both sides of a UNION ALL agree.
 char *
 RelationColumns(Oid relid, const char *alias, bool from_buffer) {
 	StringInfoData s;
 	initStringInfo(&s);
+	Oid buffer = InvalidOid;
+	if (from_buffer) {
+		Oid nsp = get_namespace_oid("pgtrickle_changes", false);
+		buffer = get_relname_relid(psprintf("changes_%u", relid), nsp);
+	}
 	int natts = 0;
 	HeapTuple tp;
 	for (int attno = 1;; attno++) {
@@ -302,11 +309,13 @@ RelationColumns(Oid relid, const char *alias, bool from_buffer) {
 			appendStringInfoString(&s, ", ");
 		if (att->attisdropped)
 			appendStringInfo(&s, "NULL::pg_catalog.int4 AS \"__pgt_dropped_%d\"", attno);
+		else if (from_buffer && get_attnum(buffer, NameStr(att->attname)) == InvalidAttrNumber)
+			appendStringInfo(&s, "NULL::%s AS %s", format_type_with_typemod(att->atttypid, att->atttypmod),
+			                 quote_identifier(NameStr(att->attname)));
 		else
 			appendStringInfo(&s, "%s.%s", alias, quote_identifier(NameStr(att->attname)));
 		ReleaseSysCache(tp);
 	}
-	(void)from_buffer;
 	return s.data;
 }
 

@@ -50,6 +50,9 @@ EnsureCapture(pg::SpiSession &spi, const SourceRelation &source) {
 	std::vector<std::string> select_list;
 	for (size_t i = 0; i < cols.Count(); i++) {
 		const std::string &c = cols.Text(i, 0);
+		// A stream table's own hidden columns are not part of what it shows its readers.
+		if (source.is_stream_table && IsReservedColumnName(c))
+			continue;
 		if (IsReservedColumnName(c))
 			throw UserError(sqlstate::kReservedName,
 			                "column \"" + c + "\" of source table \"" + source.schema + "." + source.name +

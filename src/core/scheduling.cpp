@@ -1,0 +1,146 @@
+#include "core/scheduling.hpp"
+#include "core/core_only.hpp"
+
+#include "core/errors.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+namespace pgtrickle {
+
+namespace {
+
+std::map<int64_t, const SchedNode *>
+Index(const std::vector<SchedNode> &nodes) {
+	std::map<int64_t, const SchedNode *> out;
+	for (const auto &n : nodes)
+		out[n.id] = &n;
+	return out;
+}
+
+std::map<int64_t, std::vector<int64_t>>
+Consumers(const std::vector<SchedNode> &nodes) {
+	auto index = Index(nodes);
+	std::map<int64_t, std::vector<int64_t>> out;
+	for (const auto &n : nodes)
+		for (int64_t up : n.upstream)
+			if (index.count(up))
+				out[up].push_back(n.id);
+	return out;
+}
+
+bool
+TimeDue(const SchedNode &n, double now) {
+	if (n.last_refresh < 0)
+		return true;
+	switch (n.schedule.kind) {
+	case ScheduleKind::Duration:
+		return now - n.last_refresh >= static_cast<double>(n.schedule.seconds);
+	case ScheduleKind::Cron: {
+		int64_t next = CronNextAfter(n.schedule.cron, static_cast<int64_t>(std::floor(n.last_refresh)));
+		return next >= 0 && static_cast<double>(next) <= now;
+	}
+	case ScheduleKind::Calculated:
+		return false;
+	}
+	return false;
+}
+
+} // namespace
+
+std::vector<int64_t>
+TopologicalOrder(const std::vector<SchedNode> &nodes) {
+	auto index = Index(nodes);
+	std::map<int64_t, int> state; // 0 new, 1 visiting, 2 done
+	std::vector<int64_t> order;
+	std::function<void(int64_t)> visit = [&](int64_t id) {
+		int &s = state[id];
+		if (s == 2)
+			return;
+		if (s == 1)
+			throw UserError(sqlstate::kInvalidRecursion,
+			                "stream tables form a cycle through stream table with id " + std::to_string(id));
+		s = 1;
+		for (int64_t up : index.at(id)->upstream)
+			if (index.count(up))
+				visit(up);
+		state[id] = 2;
+		order.push_back(id);
+	};
+	std::vector<int64_t> ids;
+	for (const auto &n : nodes)
+		ids.push_back(n.id);
+	std::sort(ids.begin(), ids.end());
+	for (int64_t id : ids)
+		visit(id);
+	return order;
+}
+
+TickPlan
+PlanTick(const std::vector<SchedNode> &nodes, double now) {
+	TickPlan plan;
+	auto index = Index(nodes);
+	auto consumers = Consumers(nodes);
+	std::vector<int64_t> order = TopologicalOrder(nodes);
+	auto effective = EffectiveSchedules(nodes);
+
+	// Consumers first: a calculated node is pulled when any consumer is due or pulled.
+	std::set<int64_t> wanted;
+	for (auto it = order.rbegin(); it != order.rend(); ++it) {
+		const SchedNode &n = *index.at(*it);
+		if (!n.active)
+			continue;
+		bool due = !n.populated || TimeDue(n, now);
+		if (n.schedule.kind == ScheduleKind::Calculated)
+			for (int64_t c : consumers[n.id])
+				if (wanted.count(c))
+					due = true;
+		if (due)
+			wanted.insert(n.id);
+	}
+	for (int64_t id : order) {
+		const SchedNode &n = *index.at(id);
+		if (!n.active)
+			continue;
+		plan.order.push_back(id);
+		if (now < n.not_before)
+			continue;
+		if (wanted.count(id))
+			plan.due.insert(id);
+		else if (n.schedule.kind == ScheduleKind::Calculated && !effective[id])
+			plan.on_change.insert(id); // no consumer sets a pace: follow the sources
+	}
+	return plan;
+}
+
+std::map<int64_t, std::optional<int64_t>>
+EffectiveSchedules(const std::vector<SchedNode> &nodes) {
+	auto index = Index(nodes);
+	auto consumers = Consumers(nodes);
+	std::vector<int64_t> order = TopologicalOrder(nodes);
+	std::map<int64_t, std::optional<int64_t>> eff;
+	for (auto it = order.rbegin(); it != order.rend(); ++it) {
+		const SchedNode &n = *index.at(*it);
+		std::optional<int64_t> e;
+		if (n.schedule.kind == ScheduleKind::Duration) {
+			e = n.schedule.seconds;
+		} else if (n.schedule.kind == ScheduleKind::Calculated) {
+			for (int64_t c : consumers[n.id])
+				if (eff[c] && (!e || *eff[c] < *e))
+					e = eff[c];
+		}
+		eff[n.id] = e;
+	}
+	return eff;
+}
+
+double
+RetryBackoffSeconds(int consecutive_errors, double base, double cap) {
+	if (consecutive_errors <= 0)
+		return 0;
+	double d = base * std::pow(2.0, consecutive_errors - 1);
+	return std::min(d, cap);
+}
+
+} // namespace pgtrickle

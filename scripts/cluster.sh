@@ -22,6 +22,8 @@ max_worker_processes = 32
 fsync = off
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%a '
+# Tests drive refreshes themselves; scheduler tests turn this on.
+pg_trickle.enabled = off
 CONF
 }
 

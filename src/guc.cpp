@@ -10,6 +10,9 @@ namespace pgtrickle::guc {
 
 int min_schedule_seconds = 1;
 double differential_max_change_ratio = 0.15;
+bool scheduler_enabled = true;
+int scheduler_interval_ms = 1000;
+int max_consecutive_errors = 3;
 
 void
 Register() {
@@ -21,6 +24,15 @@ Register() {
 	                         "stream table is refreshed FULL instead (0 = never).",
 	                         nullptr, &differential_max_change_ratio, 0.15, 0.0, 1.0, PGC_USERSET, 0, nullptr, nullptr,
 	                         nullptr);
+	DefineCustomBoolVariable("pg_trickle.enabled", "Whether the background scheduler refreshes stream tables.",
+	                         "Change capture continues while it is off.", &scheduler_enabled, true, PGC_SIGHUP, 0,
+	                         nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("pg_trickle.scheduler_interval_ms", "Time between two scheduler ticks.", nullptr,
+	                        &scheduler_interval_ms, 1000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
+	DefineCustomIntVariable("pg_trickle.max_consecutive_errors",
+	                        "Failed scheduled refreshes in a row after which a stream table is suspended.", nullptr,
+	                        &max_consecutive_errors, 3, 1, 100, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("pg_trickle");
 }
 

@@ -3,6 +3,7 @@
 
 #include "cdc/cdc.hpp"
 #include "guc.hpp"
+#include "scheduler/scheduler.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC_EXT(.name = "pg_trickle", .version = PGT_VERSION);
@@ -18,5 +19,6 @@ _PG_init(void) {
 		                errhint("Add pg_trickle to shared_preload_libraries in postgresql.conf and restart the server.")));
 	pgtrickle::guc::Register();
 	pgtrickle::cdc::RegisterInvalidationCallbacks();
+	pgtrickle::scheduler::RegisterLauncher();
 }
 }

@@ -11,6 +11,7 @@
 #include "pg/bridge.hpp"
 #include "pg/spi.hpp"
 #include "refresh/refresh.hpp"
+#include "scheduler/scheduler.hpp"
 
 extern "C" {
 #include "catalog/namespace.h"
@@ -243,6 +244,7 @@ CreateStreamTable(FunctionCallInfo fcinfo) {
 	st.pgt_id = catalog::InsertStreamTable(spi, st, mode.reason, aq.volatile_functions);
 	RecordSources(spi, st.pgt_id, aq);
 
+	scheduler::WakeLauncher(spi);
 	if (initialize) {
 		refresh::RefreshStreamTable(spi, st, refresh::InitiatedBy::Initial);
 	} else {

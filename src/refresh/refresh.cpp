@@ -187,10 +187,11 @@ CountChanges(pg::SpiSession &spi, CachedPlan &cp, const catalog::StreamTable &st
 		if (trunc && !c.truncated)
 			c.truncated = cp.census_sources[i];
 		if (n > 0 && guc::differential_max_change_ratio > 0) {
-			pg::SpiRows rel = spi.Query("SELECT GREATEST(reltuples, 1)::float8 FROM pg_catalog.pg_class "
-			                            "WHERE oid = $1",
+			// reltuples is PostgreSQL's estimate (-1 before the first ANALYZE: then no fallback).
+			pg::SpiRows rel = spi.Query("SELECT reltuples::float8 FROM pg_catalog.pg_class WHERE oid = $1",
 			                            pg::SqlParams().Oid(cp.census_sources[i]));
-			double ratio = rel.Count() ? static_cast<double>(n) / rel.Float8(0, 0) : 0;
+			double tuples = rel.Count() ? rel.Float8(0, 0) : -1;
+			double ratio = tuples > 0 ? static_cast<double>(n) / tuples : 0;
 			if (ratio > c.largest_ratio) {
 				c.largest_ratio = ratio;
 				c.largest_source = cp.census_sources[i];
@@ -236,6 +237,22 @@ CachedDvmPlan(pg::SpiSession &spi, const catalog::StreamTable &st, std::string *
 	if (apply_sql)
 		*apply_sql = cp.apply_sql;
 	return &cp.plan;
+}
+
+bool
+HasPendingChanges(pg::SpiSession &spi, const catalog::StreamTable &st) {
+	if (!st.is_populated || !st.frontier || st.needs_reinit)
+		return true;
+	for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id)) {
+		if (dep.source_type != "TABLE" && dep.source_type != "STREAM_TABLE")
+			continue;
+		std::string buf = QuoteQualified("pgtrickle_changes", cdc::BufferName(dep.source_relid));
+		pg::SpiRows r = spi.Query("SELECT EXISTS (SELECT 1 FROM " + buf + " b WHERE " + BufferWindowPredicate("b") + ")",
+		                          FrontierParams(st), true);
+		if (r.Bool(0, 0))
+			return true;
+	}
+	return false;
 }
 
 RefreshResult

@@ -1,0 +1,383 @@
+// Launcher and per-database scheduler background workers (see README.md).
+#include "scheduler/scheduler.hpp"
+
+#include "catalog/catalog.hpp"
+#include "core/schedule.hpp"
+#include "core/scheduling.hpp"
+#include "guc.hpp"
+#include "pg/bridge.hpp"
+#include "pg/spi.hpp"
+#include "refresh/refresh.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_database.h"
+#include "commands/extension.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pgtrickle::scheduler {
+
+namespace {
+
+double
+NowSeconds() {
+	return static_cast<double>(GetCurrentTimestamp()) / 1e6 + 946684800.0; // PostgreSQL epoch -> Unix
+}
+
+void
+ReloadIfRequested() {
+	if (ConfigReloadPending) {
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+// --- Launcher ----------------------------------------------------------------------------------------
+
+// SIGUSR2 from a backend that created a stream table: start schedulers without the probe delay.
+volatile sig_atomic_t rescan_requested = false;
+
+struct DbWorker {
+	BackgroundWorkerHandle *handle = nullptr;
+	double stopped_at = 0;
+};
+
+bool
+StartScheduler(Oid dboid, BackgroundWorkerHandle **handle) {
+	BackgroundWorker worker;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, sizeof(worker.bgw_library_name), "pg_trickle");
+	snprintf(worker.bgw_function_name, sizeof(worker.bgw_function_name), "pg_trickle_scheduler_main");
+	snprintf(worker.bgw_name, sizeof(worker.bgw_name), "pg_trickle scheduler (database %u)", dboid);
+	snprintf(worker.bgw_type, sizeof(worker.bgw_type), "pg_trickle scheduler");
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker.bgw_notify_pid = MyProcPid;
+	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+// Databases that accept connections (shared catalog scan; the launcher has no database).
+std::vector<Oid>
+ListDatabases() {
+	std::vector<Oid> out;
+	StartTransactionCommand();
+	Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+	HeapTuple tup;
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+		auto *db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tup));
+		if (db->datallowconn && !db->datistemplate)
+			out.push_back(db->oid);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return out;
+}
+
+void
+LauncherLoop() {
+	std::map<Oid, DbWorker> workers;
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		ReloadIfRequested();
+		bool rescan = rescan_requested;
+		rescan_requested = false;
+		if (guc::scheduler_enabled) {
+			double now = NowSeconds();
+			std::vector<Oid> dbs = ListDatabases();
+			for (Oid db : dbs) {
+				DbWorker &w = workers[db];
+				if (w.handle) {
+					pid_t pid;
+					if (GetBackgroundWorkerPid(w.handle, &pid) != BGWH_STOPPED)
+						continue;
+					pfree(w.handle);
+					w.handle = nullptr;
+					w.stopped_at = now;
+				}
+				// A scheduler that exited (no extension there) is probed again later.
+				if (!rescan && w.stopped_at > 0 && now - w.stopped_at < 30)
+					continue;
+				BackgroundWorkerHandle *h = nullptr;
+				if (StartScheduler(db, &h))
+					w.handle = h;
+				else
+					ereport(WARNING, (errmsg("pg_trickle: could not start a scheduler for database %u", db),
+					                  errhint("Raise max_worker_processes.")));
+			}
+		}
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+// --- Scheduler ---------------------------------------------------------------------------------------
+
+struct Backoff {
+	double not_before = 0;
+};
+
+std::map<int64_t, Backoff> &
+Backoffs() {
+	static std::map<int64_t, Backoff> b;
+	return b;
+}
+
+bool
+ExtensionInstalled() {
+	StartTransactionCommand();
+	bool installed = OidIsValid(get_extension_oid("pg_trickle", true));
+	CommitTransactionCommand();
+	return installed;
+}
+
+// Reads the graph and decides what this tick refreshes.
+TickPlan
+PlanThisTick(std::map<int64_t, std::string> &names) {
+	std::vector<SchedNode> nodes;
+	{
+		pg::SpiSession spi;
+		pg::SpiRows rows = spi.Query(
+		    "SELECT pgt_id, status, COALESCE(schedule, 'calculated'), is_populated, "
+		    "COALESCE(extract(epoch FROM last_refresh_at)::float8, -1), pgt_schema || '.' || pgt_name "
+		    "FROM pgtrickle.pgt_stream_tables ORDER BY pgt_id",
+		    {}, true);
+		pg::SpiRows edges = spi.Query("SELECT d.pgt_id, up.pgt_id FROM pgtrickle.pgt_dependencies d "
+		                              "JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = d.source_relid",
+		                              {}, true);
+		std::map<int64_t, std::vector<int64_t>> upstream;
+		for (size_t i = 0; i < edges.Count(); i++)
+			upstream[edges.Int64(i, 0)].push_back(edges.Int64(i, 1));
+		for (size_t i = 0; i < rows.Count(); i++) {
+			SchedNode n;
+			n.id = rows.Int64(i, 0);
+			n.active = rows.Text(i, 1) == "ACTIVE";
+			try {
+				n.schedule = ParseSchedule(rows.Text(i, 2), 0);
+			} catch (const UserError &) {
+				n.active = false; // a schedule that no longer parses is never due
+			}
+			n.populated = rows.Bool(i, 3);
+			n.last_refresh = rows.Float8(i, 4);
+			n.not_before = Backoffs()[n.id].not_before;
+			n.upstream = upstream[n.id];
+			names[n.id] = rows.Text(i, 5);
+			nodes.push_back(std::move(n));
+		}
+	}
+	return PlanTick(nodes, NowSeconds());
+}
+
+void
+Notify(pg::SpiSession &spi, const char *event, int64_t pgt_id, const std::string &extra_json_pairs) {
+	spi.Exec("SELECT pg_catalog.pg_notify('pg_trickle_alert', (pg_catalog.jsonb_build_object('event', $1::text, "
+	         "'pgt_schema', st.pgt_schema, 'pgt_name', st.pgt_name, 'st', st.pgt_schema || '.' || st.pgt_name) || "
+	         "$3::jsonb)::text) FROM pgtrickle.pgt_stream_tables st WHERE st.pgt_id = $2",
+	         pg::SqlParams().Text(event).Int64(pgt_id).Text(extra_json_pairs.empty() ? "{}" : extra_json_pairs));
+}
+
+// Records a failed attempt in a fresh transaction (the failed one was rolled back).
+void
+RecordFailure(int64_t pgt_id, const std::string &message, double started) {
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	{
+		pg::SpiSession spi;
+		pg::SpiRows r = spi.Query(
+		    "UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, "
+		    "last_error_message = $2, last_error_at = pg_catalog.now(), "
+		    "status = CASE WHEN consecutive_errors + 1 >= $3 THEN 'SUSPENDED' ELSE status END "
+		    "WHERE pgt_id = $1 RETURNING consecutive_errors, status",
+		    pg::SqlParams().Int64(pgt_id).Text(message).Int32(guc::max_consecutive_errors));
+		if (r.Count() > 0) {
+			int errors = static_cast<int>(r.Int64(0, 0));
+			spi.Exec("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, start_time, end_time, action, status, "
+			         "error_message, initiated_by) VALUES ($1, pg_catalog.to_timestamp($2), pg_catalog.clock_timestamp(), "
+			         "'FULL', 'FAILED', $3, 'SCHEDULER')",
+			         pg::SqlParams().Int64(pgt_id).Float8(started).Text(message));
+			pg::SpiRows payload =
+			    spi.Query("SELECT pg_catalog.jsonb_build_object('action', 'REFRESH', 'error', $1::text, "
+			              "'consecutive_errors', $2::int)::text",
+			              pg::SqlParams().Text(message).Int32(errors));
+			Notify(spi, "refresh_failed", pgt_id, payload.Text(0, 0));
+			if (r.Text(0, 1) == "SUSPENDED") {
+				Notify(spi, "auto_suspended", pgt_id, "{\"consecutive_errors\": " + std::to_string(errors) + "}");
+				ereport(WARNING, (errmsg("pg_trickle: stream table suspended after %d consecutive errors", errors)));
+			}
+			Backoffs()[pgt_id].not_before =
+			    NowSeconds() + RetryBackoffSeconds(errors, guc::scheduler_interval_ms / 1000.0, 300.0);
+		}
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+// Refreshes one stream table in its own transaction. `only_if_changed`: skip when no source changed.
+void
+RefreshOne(int64_t pgt_id, bool only_if_changed, const std::string &name) {
+	double started = NowSeconds();
+	std::string failure;
+	StartTransactionCommand();
+	SetCurrentStatementStartTimestamp();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "pg_trickle refresh");
+	bool failed = false;
+	try {
+		pg::SpiSession spi;
+		auto st = catalog::FindStreamTableById(spi, pgt_id);
+		if (st && st->status == "ACTIVE" && (!only_if_changed || refresh::HasPendingChanges(spi, *st))) {
+			refresh::RefreshResult r = refresh::RefreshStreamTable(spi, *st, refresh::InitiatedBy::Scheduler);
+			Notify(spi, "refresh_completed", pgt_id,
+			       "{\"action\": \"" + r.action + "\", \"rows_inserted\": " + std::to_string(r.rows_inserted) +
+			           ", \"rows_deleted\": " + std::to_string(r.rows_deleted) + "}");
+			Backoffs().erase(pgt_id);
+		}
+	} catch (const std::exception &e) {
+		failed = true;
+		failure = e.what();
+	}
+	if (failed) {
+		// Roll back whatever the refresh did; the error state was already flushed by the bridge.
+		MemoryContextSwitchTo(TopMemoryContext);
+		AbortCurrentTransaction();
+		pg::ClearPgErrorPending();
+		ereport(LOG, (errmsg("pg_trickle: refresh of stream table %s failed: %s", name.c_str(), failure.c_str())));
+		RecordFailure(pgt_id, failure, started);
+	} else {
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+void
+SchedulerLoop() {
+	MemoryContext tick_cxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler tick", ALLOCSET_DEFAULT_SIZES);
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		ReloadIfRequested();
+		if (!ExtensionInstalled())
+			proc_exit(0); // the launcher probes this database again later
+		if (guc::scheduler_enabled) {
+			MemoryContextSwitchTo(tick_cxt);
+			std::map<int64_t, std::string> names;
+			TickPlan plan;
+			bool planned = false;
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			try {
+				plan = PlanThisTick(names);
+				planned = true;
+			} catch (const std::exception &e) {
+				std::string msg = e.what();
+				MemoryContextSwitchTo(TopMemoryContext);
+				AbortCurrentTransaction();
+				pg::ClearPgErrorPending();
+				ereport(LOG, (errmsg("pg_trickle: scheduler could not plan a tick: %s", msg.c_str())));
+			}
+			if (planned) {
+				PopActiveSnapshot();
+				CommitTransactionCommand();
+				for (int64_t id : plan.order) {
+					CHECK_FOR_INTERRUPTS();
+					if (plan.due.count(id))
+						RefreshOne(id, false, names[id]);
+					else if (plan.on_change.count(id))
+						RefreshOne(id, true, names[id]);
+				}
+			}
+			MemoryContextSwitchTo(TopMemoryContext);
+			MemoryContextReset(tick_cxt);
+		}
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, guc::scheduler_interval_ms,
+		                PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+} // namespace
+
+void
+HandleRescanSignal(SIGNAL_ARGS) {
+	rescan_requested = true;
+	SetLatch(MyLatch);
+}
+
+void
+WakeLauncher(pg::SpiSession &spi) {
+	pg::SpiRows r = spi.Query("SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = 'pg_trickle launcher'",
+	                          {}, true);
+	for (size_t i = 0; i < r.Count(); i++)
+		(void)kill(static_cast<pid_t>(r.Int64(i, 0)), SIGUSR2);
+}
+
+void
+RegisterLauncher() {
+	BackgroundWorker worker;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	snprintf(worker.bgw_library_name, sizeof(worker.bgw_library_name), "pg_trickle");
+	snprintf(worker.bgw_function_name, sizeof(worker.bgw_function_name), "pg_trickle_launcher_main");
+	snprintf(worker.bgw_name, sizeof(worker.bgw_name), "pg_trickle launcher");
+	snprintf(worker.bgw_type, sizeof(worker.bgw_type), "pg_trickle launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+} // namespace pgtrickle::scheduler
+
+extern "C" {
+PGDLLEXPORT void pg_trickle_launcher_main(Datum arg);
+PGDLLEXPORT void pg_trickle_scheduler_main(Datum arg);
+
+void
+pg_trickle_launcher_main(Datum) {
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGUSR2, pgtrickle::scheduler::HandleRescanSignal);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+	pgstat_report_appname("pg_trickle launcher");
+	try {
+		pgtrickle::scheduler::LauncherLoop();
+	} catch (const std::exception &e) {
+		ereport(FATAL, (errmsg("pg_trickle launcher: %s", e.what())));
+	}
+}
+
+void
+pg_trickle_scheduler_main(Datum arg) {
+	Oid dboid = DatumGetObjectId(arg);
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("pg_trickle scheduler");
+	try {
+		pgtrickle::scheduler::SchedulerLoop();
+	} catch (const std::exception &e) {
+		ereport(FATAL, (errmsg("pg_trickle scheduler: %s", e.what())));
+	}
+}
+}

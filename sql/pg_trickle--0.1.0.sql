@@ -148,14 +148,132 @@ AS 'MODULE_PATHNAME', 'pgt_guard';
 -- Monitoring
 -- ---------------------------------------------------------------------------------------------
 
+CREATE FUNCTION pgtrickle.resume_stream_table(name text)
+RETURNS void
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'resume_stream_table';
+
+-- The schedule each stream table effectively follows: its own duration or cron expression, or for a
+-- calculated one the tightest duration among its consumers (transitively), or "on source change".
+CREATE FUNCTION pgtrickle.effective_schedules()
+RETURNS TABLE (pgt_id bigint, effective_schedule text)
+LANGUAGE C STRICT STABLE
+AS 'MODULE_PATHNAME', 'pgt_effective_schedules';
+
 CREATE VIEW pgtrickle.stream_tables_info AS
 SELECT st.*,
-       now() - st.last_refresh_at AS staleness,
-       CASE WHEN st.schedule IS NOT NULL AND st.schedule !~ '[ @]' AND st.last_refresh_at IS NOT NULL
-            THEN now() - st.last_refresh_at
-                 > make_interval(secs => pgtrickle.parse_duration_seconds(st.schedule))
+       e.effective_schedule,
+       now() - st.data_timestamp AS staleness,
+       CASE WHEN e.effective_schedule ~ '^[0-9]+[smhdw]' AND st.data_timestamp IS NOT NULL
+            THEN now() - st.data_timestamp
+                 > make_interval(secs => 2 * pgtrickle.parse_duration_seconds(e.effective_schedule))
        END AS stale
-FROM pgtrickle.pgt_stream_tables st;
+FROM pgtrickle.pgt_stream_tables st
+LEFT JOIN pgtrickle.effective_schedules() e USING (pgt_id);
+
+CREATE VIEW pgtrickle.pg_stat_stream_tables AS
+SELECT st.pgt_id, st.pgt_schema, st.pgt_name, st.status, st.refresh_mode, st.is_populated, st.data_timestamp,
+       COALESCE(st.schedule, 'calculated') AS schedule, i.effective_schedule, i.staleness, i.stale,
+       st.consecutive_errors, st.needs_reinit, st.last_refresh_at,
+       count(h.refresh_id) AS total_refreshes,
+       count(h.refresh_id) FILTER (WHERE h.status = 'COMPLETED') AS successful_refreshes,
+       count(h.refresh_id) FILTER (WHERE h.status = 'FAILED') AS failed_refreshes,
+       COALESCE(sum(h.rows_inserted), 0) AS total_rows_inserted,
+       COALESCE(sum(h.rows_deleted), 0) AS total_rows_deleted,
+       avg(EXTRACT(epoch FROM h.end_time - h.start_time) * 1000)
+           FILTER (WHERE h.status = 'COMPLETED') AS avg_duration_ms,
+       (array_agg(h.action ORDER BY h.refresh_id DESC))[1] AS last_action,
+       (array_agg(h.status ORDER BY h.refresh_id DESC))[1] AS last_status
+FROM pgtrickle.pgt_stream_tables st
+JOIN pgtrickle.stream_tables_info i USING (pgt_id)
+LEFT JOIN pgtrickle.pgt_refresh_history h ON h.pgt_id = st.pgt_id
+GROUP BY st.pgt_id, i.effective_schedule, i.staleness, i.stale;
+
+CREATE FUNCTION pgtrickle.get_refresh_history(name text, max_rows integer DEFAULT 20)
+RETURNS TABLE (refresh_id bigint, data_timestamp timestamptz, start_time timestamptz, end_time timestamptz,
+               action text, status text, rows_inserted bigint, rows_deleted bigint, duration_ms float8,
+               was_full_fallback boolean, fallback_reason text, error_message text, initiated_by text)
+LANGUAGE sql STABLE
+-- no fixed search_path: the name resolves like any relation name of the caller
+AS $$
+	SELECT h.refresh_id, h.data_timestamp, h.start_time, h.end_time, h.action, h.status, h.rows_inserted,
+	       h.rows_deleted, EXTRACT(epoch FROM h.end_time - h.start_time)::float8 * 1000, h.was_full_fallback,
+	       h.fallback_reason, h.error_message, h.initiated_by
+	FROM pgtrickle.pgt_refresh_history h
+	JOIN pgtrickle.pgt_stream_tables st USING (pgt_id)
+	WHERE st.pgt_relid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
+	ORDER BY h.refresh_id DESC
+	LIMIT $2
+$$;
+
+-- Seconds since the data the stream table shows was current (NULL if never refreshed).
+CREATE FUNCTION pgtrickle.get_staleness(name text)
+RETURNS float8
+LANGUAGE sql STABLE
+-- no fixed search_path: the name resolves like any relation name of the caller
+AS $$
+	SELECT EXTRACT(epoch FROM now() - st.data_timestamp)::float8
+	FROM pgtrickle.pgt_stream_tables st
+	WHERE st.pgt_relid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
+$$;
+
+CREATE FUNCTION pgtrickle.dependency_tree()
+RETURNS TABLE (tree_line text, node text, node_type text, depth integer, status text, refresh_mode text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE nodes AS (
+		SELECT st.pgt_id, st.pgt_relid AS relid, st.pgt_schema || '.' || st.pgt_name AS node, 'stream_table' AS node_type,
+		       0 AS depth, st.status, st.refresh_mode, ARRAY[st.pgt_schema || '.' || st.pgt_name] AS path
+		FROM pgtrickle.pgt_stream_tables st
+		WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d WHERE d.source_relid = st.pgt_relid)
+		UNION ALL
+		SELECT up.pgt_id, d.source_relid, d.source_schema || '.' || d.source_name,
+		       CASE WHEN up.pgt_id IS NULL THEN 'source_table' ELSE 'stream_table' END,
+		       n.depth + 1, up.status, up.refresh_mode, n.path || (d.source_schema || '.' || d.source_name)
+		FROM nodes n
+		JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = n.pgt_id
+		LEFT JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = d.source_relid
+		WHERE n.depth < 100
+	)
+	SELECT repeat('  ', depth) || CASE WHEN depth > 0 THEN '└─ ' ELSE '' END || node, node, node_type, depth,
+	       status, refresh_mode
+	FROM nodes
+	ORDER BY path
+$$;
+
+CREATE FUNCTION pgtrickle.health_check()
+RETURNS TABLE (check_name text, severity text, detail text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'scheduler_running',
+	       CASE WHEN NOT current_setting('pg_trickle.enabled')::boolean THEN 'WARN'
+	            WHEN EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_trickle scheduler'
+	                         AND datname = current_database()) THEN 'OK'
+	            WHEN NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables) THEN 'OK'
+	            ELSE 'WARN' END,
+	       CASE WHEN NOT current_setting('pg_trickle.enabled')::boolean THEN 'pg_trickle.enabled is off'
+	            ELSE coalesce((SELECT 'scheduler pid ' || pid FROM pg_stat_activity
+	                           WHERE backend_type = 'pg_trickle scheduler' AND datname = current_database() LIMIT 1),
+	                          'no scheduler running for this database') END
+	UNION ALL
+	SELECT 'suspended_tables', CASE WHEN count(*) > 0 THEN 'ERROR' ELSE 'OK' END,
+	       coalesce(string_agg(pgt_schema || '.' || pgt_name, ', '), 'none')
+	FROM pgtrickle.pgt_stream_tables WHERE status IN ('SUSPENDED', 'ERROR')
+	UNION ALL
+	SELECT 'failing_tables', CASE WHEN count(*) > 0 THEN 'WARN' ELSE 'OK' END,
+	       coalesce(string_agg(pgt_schema || '.' || pgt_name || ' (' || consecutive_errors || ' errors)', ', '), 'none')
+	FROM pgtrickle.pgt_stream_tables WHERE consecutive_errors > 0 AND status = 'ACTIVE'
+	UNION ALL
+	SELECT 'stale_tables', CASE WHEN count(*) > 0 THEN 'WARN' ELSE 'OK' END,
+	       coalesce(string_agg(pgt_schema || '.' || pgt_name, ', '), 'none')
+	FROM pgtrickle.stream_tables_info WHERE stale
+	UNION ALL
+	SELECT 'unpopulated_tables', CASE WHEN count(*) > 0 THEN 'WARN' ELSE 'OK' END,
+	       coalesce(string_agg(pgt_schema || '.' || pgt_name, ', '), 'none')
+	FROM pgtrickle.pgt_stream_tables WHERE NOT is_populated
+$$;
 
 CREATE FUNCTION pgtrickle.pgt_status()
 RETURNS TABLE (name text, status text, refresh_mode text, is_populated boolean, consecutive_errors integer,

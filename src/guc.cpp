@@ -13,6 +13,7 @@ double differential_max_change_ratio = 0.15;
 bool scheduler_enabled = true;
 int scheduler_interval_ms = 1000;
 int max_consecutive_errors = 3;
+int history_retention_days = 7;
 
 void
 Register() {
@@ -33,6 +34,9 @@ Register() {
 	DefineCustomIntVariable("pg_trickle.max_consecutive_errors",
 	                        "Failed scheduled refreshes in a row after which a stream table is suspended.", nullptr,
 	                        &max_consecutive_errors, 3, 1, 100, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("pg_trickle.history_retention_days",
+	                        "Days of refresh history the scheduler keeps (older rows are deleted).", nullptr,
+	                        &history_retention_days, 7, 1, 3650, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("pg_trickle");
 }
 

@@ -8,6 +8,7 @@ extern double differential_max_change_ratio;
 extern bool scheduler_enabled;
 extern int scheduler_interval_ms;
 extern int max_consecutive_errors;
+extern int history_retention_days;
 
 void Register();
 

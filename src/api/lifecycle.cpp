@@ -244,6 +244,14 @@ CreateStreamTable(FunctionCallInfo fcinfo) {
 	st.pgt_id = catalog::InsertStreamTable(spi, st, mode.reason, aq.volatile_functions);
 	RecordSources(spi, st.pgt_id, aq);
 
+	if (schedule.kind == ScheduleKind::Calculated)
+		pg::PgCall([&]() {
+			ereport(NOTICE,
+			        (errmsg("stream table \"%s.%s\" has a calculated schedule and no consumers yet", qn.schema.c_str(),
+			                qn.name.c_str()),
+			         errdetail("It is refreshed whenever its sources change, until a stream table reading it sets "
+			                   "a pace.")));
+		});
 	scheduler::WakeLauncher(spi);
 	if (initialize) {
 		refresh::RefreshStreamTable(spi, st, refresh::InitiatedBy::Initial);

@@ -270,8 +270,35 @@ RefreshOne(int64_t pgt_id, bool only_if_changed, const std::string &name) {
 	pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
+// Deletes history older than pg_trickle.history_retention_days (at most once a minute).
+void
+PruneHistory(double &last_prune) {
+	double now = NowSeconds();
+	if (now - last_prune < 60)
+		return;
+	last_prune = now;
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	try {
+		pg::SpiSession spi;
+		spi.Exec("DELETE FROM pgtrickle.pgt_refresh_history WHERE start_time < pg_catalog.now() - "
+		         "pg_catalog.make_interval(days => $1)",
+		         pg::SqlParams().Int32(guc::history_retention_days));
+	} catch (const std::exception &e) {
+		std::string msg = e.what();
+		MemoryContextSwitchTo(TopMemoryContext);
+		AbortCurrentTransaction();
+		pg::ClearPgErrorPending();
+		ereport(LOG, (errmsg("pg_trickle: could not prune refresh history: %s", msg.c_str())));
+		return;
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
 void
 SchedulerLoop() {
+	double last_prune = 0;
 	MemoryContext tick_cxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler tick", ALLOCSET_DEFAULT_SIZES);
 	for (;;) {
 		CHECK_FOR_INTERRUPTS();
@@ -306,6 +333,7 @@ SchedulerLoop() {
 						RefreshOne(id, true, names[id]);
 				}
 			}
+			PruneHistory(last_prune);
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(tick_cxt);
 		}

@@ -319,14 +319,53 @@ RelationColumns(Oid relid, const char *alias, bool from_buffer) {
 	return s.data;
 }
 
+// True if every live column of `relid` has an equality operator (so the delta can be consolidated).
+bool
+AllColumnsGroupable(Oid relid) {
+	for (int attno = 1;; attno++) {
+		HeapTuple tp = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attno));
+		if (!HeapTupleIsValid(tp))
+			return true;
+		Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tp));
+		bool ok = att->attisdropped ||
+		          OidIsValid(lookup_type_cache(att->atttypid, TYPECACHE_EQ_OPR | TYPECACHE_HASH_PROC)->hash_proc);
+		ReleaseSysCache(tp);
+		if (!ok)
+			return false;
+	}
+}
+
+// The change window of a base table as a consolidated Z-set: a row inserted and deleted again (or the
+// old image of a row updated twice) cancels out before any expression of the query sees it, so the
+// delta only ever evaluates expressions on row versions that existed at one of the two frontiers.
 char *
 BaseDeltaSql(RangeTblEntry *rte) {
 	Oid relid = rte->relid;
 	char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", relid)));
-	return psprintf("SELECT %s, CASE b.\"__pgt_op\" WHEN 'I' THEN 1::pg_catalog.int8 ELSE (-1)::pg_catalog.int8 END "
-	                "AS \"__pgt_w\" FROM %s b WHERE b.\"__pgt_op\" OPERATOR(pg_catalog.<>) 'T' AND %s",
-	                RelationColumns(relid, "b", true), buffer,
-	                BufferWindowPredicate("b").c_str());
+	char *raw = psprintf("SELECT %s, CASE b.\"__pgt_op\" WHEN 'I' THEN 1::pg_catalog.int8 ELSE (-1)::pg_catalog.int8 END "
+	                     "AS \"__pgt_w\" FROM %s b WHERE b.\"__pgt_op\" OPERATOR(pg_catalog.<>) 'T' AND %s",
+	                     RelationColumns(relid, "b", true), buffer, BufferWindowPredicate("b").c_str());
+	if (!AllColumnsGroupable(relid))
+		return raw;
+	int n = 0;
+	for (int attno = 1;; attno++, n++) {
+		HeapTuple tp = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attno));
+		if (!HeapTupleIsValid(tp))
+			break;
+		ReleaseSysCache(tp);
+	}
+	// The raw columns renamed positionally (c1 .. cn), grouped, weights summed.
+	StringInfoData names;
+	StringInfoData refs;
+	initStringInfo(&names);
+	initStringInfo(&refs);
+	for (int i = 1; i <= n; i++) {
+		appendStringInfo(&names, "\"__pgt_c%d\", ", i);
+		appendStringInfo(&refs, "%sr.\"__pgt_c%d\"", i > 1 ? ", " : "", i);
+	}
+	return psprintf("SELECT %s, pg_catalog.sum(r.\"__pgt_cw\")::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) r(%s\"__pgt_cw\") "
+	                "GROUP BY %s HAVING pg_catalog.sum(r.\"__pgt_cw\") OPERATOR(pg_catalog.<>) 0",
+	                refs.data, raw, names.data, refs.data);
 }
 
 char *
@@ -375,7 +414,8 @@ ReplaceWithWeighted(RangeTblEntry *rte, const char *sql) {
 	rte->relid = InvalidOid;
 	rte->inh = false;
 	rte->tablesample = nullptr;
-	rte->alias = makeAlias(refname, NIL);
+	// Explicit column aliases: the generated subquery's own output names may differ.
+	rte->alias = makeAlias(refname, list_copy(colnames));
 	rte->eref = makeAlias(refname, colnames);
 }
 

@@ -116,7 +116,7 @@ LauncherLoop() {
 					w.stopped_at = now;
 				}
 				// A scheduler that exited (no extension there) is probed again later.
-				if (!rescan && w.stopped_at > 0 && now - w.stopped_at < 30)
+				if (!rescan && w.stopped_at > 0 && now - w.stopped_at < 10)
 					continue;
 				BackgroundWorkerHandle *h = nullptr;
 				if (StartScheduler(db, &h))
@@ -365,7 +365,7 @@ RegisterLauncher() {
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
+	worker.bgw_restart_time = 5;
 	snprintf(worker.bgw_library_name, sizeof(worker.bgw_library_name), "pg_trickle");
 	snprintf(worker.bgw_function_name, sizeof(worker.bgw_function_name), "pg_trickle_launcher_main");
 	snprintf(worker.bgw_name, sizeof(worker.bgw_name), "pg_trickle launcher");

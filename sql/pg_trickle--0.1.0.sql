@@ -329,3 +329,17 @@ AS 'MODULE_PATHNAME', 'pgt_on_sql_drop';
 
 CREATE EVENT TRIGGER pg_trickle_drop_tracker ON sql_drop
 	EXECUTE FUNCTION pgtrickle._on_sql_drop();
+
+-- Keeps change buffers in step with ALTER TABLE on sources, and captures new partitions (src/api/ddl.cpp).
+CREATE FUNCTION pgtrickle._on_ddl_end()
+RETURNS event_trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pgt_on_ddl_end';
+
+CREATE EVENT TRIGGER pg_trickle_ddl_tracker ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+	EXECUTE FUNCTION pgtrickle._on_ddl_end();
+
+-- Everyone may look (monitoring); changing stream tables needs the privileges of their owner.
+GRANT USAGE ON SCHEMA pgtrickle TO PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA pgtrickle TO PUBLIC;

@@ -78,6 +78,18 @@ CollectRelationsWalker(Node *node, void *context) {
 }
 
 bool
+RowMarkWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query)) {
+		if (reinterpret_cast<Query *>(node)->rowMarks != NIL)
+			return true;
+		return query_tree_walker(reinterpret_cast<Query *>(node), RowMarkWalker, context, 0);
+	}
+	return expression_tree_walker(node, RowMarkWalker, context);
+}
+
+bool
 VolatileChecker(Oid func_id, void *context) {
 	if (func_volatile(func_id) == PROVOLATILE_VOLATILE) {
 		List **funcs = static_cast<List **>(context);
@@ -103,6 +115,7 @@ struct RawAnalysis {
 	List *relids;
 	List *volatile_funcs;
 	bool has_volatile;
+	bool has_row_marks;
 	int statement_count;
 	NodeTag statement_tag;
 };
@@ -155,6 +168,7 @@ AnalyzeStatement(const char *sql, RawStmt *raw, RawAnalysis *out) {
 		out->volatile_funcs = NIL;
 		(void)VolatileWalker(reinterpret_cast<Node *>(out->rewritten), &out->volatile_funcs);
 		out->has_volatile = contain_volatile_functions(reinterpret_cast<Node *>(out->rewritten));
+		out->has_row_marks = RowMarkWalker(reinterpret_cast<Node *>(query), nullptr);
 	}
 	error_context_stack = cb.previous;
 }
@@ -190,7 +204,7 @@ AnalyzeDefiningQuery(const std::string &sql_in) {
 	if (query->hasModifyingCTE)
 		throw UserError(sqlstate::kFeatureNotSupported,
 		                "data-modifying statements in WITH are not allowed in a stream table query");
-	if (query->rowMarks != NIL)
+	if (raw_analysis.has_row_marks)
 		throw UserError(sqlstate::kFeatureNotSupported,
 		                "FOR UPDATE/FOR SHARE is not allowed in a stream table query");
 	result.deparsed = raw_analysis.deparsed;

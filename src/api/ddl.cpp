@@ -15,14 +15,20 @@ extern "C" {
 
 #include <set>
 
+#include "api/ddl.hpp"
+
 namespace pgtrickle::api {
 
 namespace {
+
+int internal_ddl_depth = 0;
 
 void
 OnSqlDrop(FunctionCallInfo fcinfo) {
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState, "_on_sql_drop() must be called as an event trigger");
+	if (internal_ddl_depth > 0)
+		return; // pg_trickle's own DDL keeps the catalog right by itself
 	pg::SpiSession spi;
 	pg::SpiRows dropped = spi.Query("SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects() "
 	                                "WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objsubid = 0");
@@ -68,7 +74,66 @@ OnSqlDrop(FunctionCallInfo fcinfo) {
 	}
 }
 
+// ddl_command_end: ALTER TABLE on a captured source keeps its buffer in step with its columns; a
+// column dropped, renamed or retyped means the readers' pending changes are incomplete, so they are
+// reinitialised (FULL) on their next refresh; added columns are absorbed. New partitions of a captured
+// partitioned table get the capture triggers.
+void
+OnDdlEnd(FunctionCallInfo fcinfo) {
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		throw UserError(sqlstate::kObjectNotInPrerequisiteState, "_on_ddl_end() must be called as an event trigger");
+	if (internal_ddl_depth > 0)
+		return;
+	pg::SpiSession spi;
+	pg::SpiRows cmds = spi.Query(
+	    "SELECT DISTINCT c.objid, COALESCE(pg_catalog.pg_partition_root(c.objid)::pg_catalog.oid, c.objid) "
+	    "FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+	    "WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.command_tag IN ('ALTER TABLE', 'CREATE TABLE') "
+	    "AND EXISTS (SELECT 1 FROM pgtrickle.pgt_change_tracking t "
+	    "            WHERE t.source_relid IN (c.objid, pg_catalog.pg_partition_root(c.objid)))");
+	for (size_t i = 0; i < cmds.Count(); i++) {
+		Oid relid = static_cast<Oid>(cmds.Int64(i, 0));
+		Oid root = static_cast<Oid>(cmds.Int64(i, 1));
+		pg::SpiRows kind = spi.Query("SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
+		                             pg::SqlParams().Oid(root));
+		if (kind.Count() && kind.Text(0, 0) == "p")
+			cdc::EnsurePartitionTriggers(spi, root);
+		if (relid != root)
+			continue;
+		if (cdc::SyncBufferColumns(spi, relid) != cdc::BufferSync::ColumnsChanged)
+			continue;
+		pg::SpiRows readers = spi.Query(
+		    "UPDATE pgtrickle.pgt_stream_tables SET needs_reinit = true, updated_at = pg_catalog.now() "
+		    "WHERE pgt_id IN (SELECT pgt_id FROM pgtrickle.pgt_dependencies WHERE source_relid = $1) "
+		    "RETURNING pgt_schema || '.' || pgt_name, "
+		    "pg_catalog.pg_notify('pg_trickle_alert', pg_catalog.jsonb_build_object('event', 'reinitialize_needed', "
+		    "'pgt_schema', pgt_schema, 'pgt_name', pgt_name, 'st', pgt_schema || '.' || pgt_name, "
+		    "'reason', 'columns of source ' || $1::pg_catalog.regclass::text || ' changed')::text)",
+		    pg::SqlParams().Oid(relid));
+		std::vector<std::string> names;
+		for (size_t r = 0; r < readers.Count(); r++)
+			names.push_back(readers.Text(r, 0));
+		if (!names.empty()) {
+			std::string list = Join(names, ", ");
+			pg::PgCall([&]() {
+				ereport(NOTICE, (errmsg("stream tables reading this table will be reinitialized on their next refresh"),
+				                 errdetail("Stream tables: %s.", list.c_str()),
+				                 errhint("If the change renamed or dropped a column they use, change their query "
+				                         "with pgtrickle.alter_stream_table.")));
+			});
+		}
+	}
+}
+
 } // namespace
+
+InternalDdlScope::InternalDdlScope() {
+	internal_ddl_depth++;
+}
+
+InternalDdlScope::~InternalDdlScope() {
+	internal_ddl_depth--;
+}
 
 } // namespace pgtrickle::api
 
@@ -78,6 +143,15 @@ Datum
 pgt_on_sql_drop(PG_FUNCTION_ARGS) {
 	return pgtrickle::pg::CxxBoundary(__func__, [&]() {
 		pgtrickle::api::OnSqlDrop(fcinfo);
+		PG_RETURN_VOID();
+	});
+}
+
+PG_FUNCTION_INFO_V1(pgt_on_ddl_end);
+Datum
+pgt_on_ddl_end(PG_FUNCTION_ARGS) {
+	return pgtrickle::pg::CxxBoundary(__func__, [&]() {
+		pgtrickle::api::OnDdlEnd(fcinfo);
 		PG_RETURN_VOID();
 	});
 }

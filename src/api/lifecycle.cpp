@@ -1,6 +1,7 @@
 // create_stream_table, alter_stream_table, drop_stream_table, refresh_stream_table.
 #include "analyze/analyze.hpp"
 #include "analyze/dvm.hpp"
+#include "api/ddl.hpp"
 #include "core/dvm_plan.hpp"
 #include "catalog/catalog.hpp"
 #include "cdc/cdc.hpp"
@@ -433,6 +434,7 @@ PG_FUNCTION_INFO_V1(create_stream_table);
 Datum
 create_stream_table(PG_FUNCTION_ARGS) {
 	return CxxBoundary(__func__, [&]() {
+		pgtrickle::api::InternalDdlScope internal;
 		pgtrickle::api::CreateStreamTable(fcinfo);
 		PG_RETURN_VOID();
 	});
@@ -442,6 +444,7 @@ PG_FUNCTION_INFO_V1(alter_stream_table);
 Datum
 alter_stream_table(PG_FUNCTION_ARGS) {
 	return CxxBoundary(__func__, [&]() {
+		pgtrickle::api::InternalDdlScope internal;
 		pgtrickle::api::AlterStreamTable(fcinfo);
 		PG_RETURN_VOID();
 	});
@@ -451,6 +454,7 @@ PG_FUNCTION_INFO_V1(drop_stream_table);
 Datum
 drop_stream_table(PG_FUNCTION_ARGS) {
 	return CxxBoundary(__func__, [&]() {
+		pgtrickle::api::InternalDdlScope internal;
 		pgtrickle::api::DropStreamTable(fcinfo);
 		PG_RETURN_VOID();
 	});

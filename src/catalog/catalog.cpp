@@ -17,7 +17,7 @@ namespace {
 
 constexpr const char *kSelectColumns =
     "SELECT pgt_id, pgt_relid, pgt_schema, pgt_name, defining_query, original_query, schedule, refresh_mode, "
-    "requested_refresh_mode, status, is_populated, frontier::text, needs_reinit, frontier_xid::text, frontier_cid FROM pgtrickle.pgt_stream_tables ";
+    "requested_refresh_mode, status, is_populated, frontier::text, needs_reinit, frontier_xid::text, frontier_cid, updated_at::text FROM pgtrickle.pgt_stream_tables ";
 
 StreamTable
 RowToStreamTable(const pg::SpiRows &rows, size_t i) {
@@ -38,6 +38,7 @@ RowToStreamTable(const pg::SpiRows &rows, size_t i) {
 	st.frontier_xid = rows.OptText(i, 13);
 	if (!rows.IsNull(i, 14))
 		st.frontier_cid = rows.Int64(i, 14);
+	st.updated_at = rows.Text(i, 15);
 	return st;
 }
 

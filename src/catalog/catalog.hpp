@@ -25,6 +25,7 @@ struct StreamTable {
 	std::optional<std::string> frontier;     // pg_snapshot text
 	std::optional<std::string> frontier_xid; // xid8 text
 	std::optional<int64_t> frontier_cid;
+	std::string updated_at; // changes with the definition or configuration, not with refreshes
 	bool needs_reinit = false;
 
 	std::string QualifiedName() const; // "schema"."name"

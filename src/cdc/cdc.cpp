@@ -14,6 +14,7 @@ extern "C" {
 #include "utils/xid8.h"
 }
 
+#include <map>
 #include <unordered_map>
 
 namespace pgtrickle::cdc {
@@ -35,12 +36,54 @@ BufferName(Oid source_relid) {
 	return "changes_" + std::to_string(source_relid);
 }
 
+namespace {
+
+void
+InstallTriggers(pg::SpiSession &spi, const std::string &target) {
+	spi.Exec("CREATE TRIGGER pgt_capture_ins AFTER INSERT ON " + target +
+	         " REFERENCING NEW TABLE AS __pgt_new FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+	spi.Exec("CREATE TRIGGER pgt_capture_upd AFTER UPDATE ON " + target +
+	         " REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new FOR EACH STATEMENT "
+	         "EXECUTE FUNCTION pgtrickle.pgt_capture()");
+	spi.Exec("CREATE TRIGGER pgt_capture_del AFTER DELETE ON " + target +
+	         " REFERENCING OLD TABLE AS __pgt_old FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+	spi.Exec("CREATE TRIGGER pgt_capture_trunc AFTER TRUNCATE ON " + target +
+	         " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
+	// Fire even under session_replication_role = replica (pg_restore, replication tools).
+	for (const char *t : kTriggerNames)
+		spi.Exec("ALTER TABLE " + target + " ENABLE ALWAYS TRIGGER " + t);
+}
+
+} // namespace
+
+void
+EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid) {
+	// A partitioned table's statement triggers fire only for statements naming it; statements naming a
+	// partition fire that partition's own triggers. So every partition (also ones attached later) gets
+	// the same triggers.
+	pg::SpiRows parts = spi.Query(
+	    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+	    "FROM pg_catalog.pg_partition_tree($1) t JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+	    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE t.relid <> $1 AND NOT EXISTS "
+	    "(SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'pgt_capture_ins') "
+	    "ORDER BY t.level, c.relname",
+	    pg::SqlParams().Oid(root_relid));
+	if (parts.Count() == 0)
+		return;
+	pg::AsRole as_owner(pg::ExtensionOwner(spi));
+	for (size_t i = 0; i < parts.Count(); i++)
+		InstallTriggers(spi, parts.Text(i, 0));
+}
+
 void
 EnsureCapture(pg::SpiSession &spi, const SourceRelation &source) {
 	pg::SpiRows existing = spi.Query("SELECT 1 FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1",
 	                                 pg::SqlParams().Oid(source.relid));
-	if (existing.Count() > 0)
+	if (existing.Count() > 0) {
+		// A new reader may use a column added since capture started.
+		SyncBufferColumns(spi, source.relid);
 		return;
+	}
 
 	// Columns of the source, in order, without dropped ones.
 	pg::SpiRows cols = spi.Query("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 "
@@ -74,38 +117,66 @@ EnsureCapture(pg::SpiSession &spi, const SourceRelation &source) {
 		         Join(select_list, ", ") + " FROM " + src + " s WITH NO DATA");
 		spi.Exec("ALTER TABLE " + buf + " ALTER COLUMN \"__pgt_xid\" SET NOT NULL, ALTER COLUMN \"__pgt_op\" SET NOT NULL, ALTER COLUMN \"__pgt_cid\" SET NOT NULL");
 		spi.Exec("CREATE INDEX ON " + buf + " (\"__pgt_xid\")");
-		// A partitioned table's statement triggers fire only for statements naming it; statements naming
-		// a partition fire that partition's own triggers. So every partition gets the same triggers.
-		std::vector<std::string> targets{src};
-		if (source.relkind == 'p') {
-			pg::SpiRows parts = spi.Query("SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
-			                              "FROM pg_catalog.pg_partition_tree($1) t JOIN pg_catalog.pg_class c ON c.oid = t.relid "
-			                              "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE t.relid <> $1 "
-			                              "ORDER BY t.level, c.relname",
-			                              pg::SqlParams().Oid(source.relid));
-			for (size_t i = 0; i < parts.Count(); i++)
-				targets.push_back(parts.Text(i, 0));
-		}
-		for (const auto &target : targets) {
-			spi.Exec("CREATE TRIGGER pgt_capture_ins AFTER INSERT ON " + target +
-			         " REFERENCING NEW TABLE AS __pgt_new FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
-			spi.Exec("CREATE TRIGGER pgt_capture_upd AFTER UPDATE ON " + target +
-			         " REFERENCING OLD TABLE AS __pgt_old NEW TABLE AS __pgt_new FOR EACH STATEMENT "
-			         "EXECUTE FUNCTION pgtrickle.pgt_capture()");
-			spi.Exec("CREATE TRIGGER pgt_capture_del AFTER DELETE ON " + target +
-			         " REFERENCING OLD TABLE AS __pgt_old FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
-			spi.Exec("CREATE TRIGGER pgt_capture_trunc AFTER TRUNCATE ON " + target +
-			         " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_capture()");
-			// Fire even under session_replication_role = replica (pg_restore, replication tools).
-			for (const char *t : kTriggerNames)
-				spi.Exec("ALTER TABLE " + target + " ENABLE ALWAYS TRIGGER " + t);
-		}
+		InstallTriggers(spi, src);
+		if (source.relkind == 'p')
+			EnsurePartitionTriggers(spi, source.relid);
 	}
 	pg::SqlParams p;
 	p.Oid(source.relid).Text(source.schema).Text(source.name).Text(BufferName(source.relid)).TextArray(names);
 	spi.Exec("INSERT INTO pgtrickle.pgt_change_tracking (source_relid, source_schema, source_name, buffer_name, "
 	         "captured_columns) VALUES ($1, $2, $3, $4, $5)",
 	         p);
+}
+
+BufferSync
+SyncBufferColumns(pg::SpiSession &spi, Oid source_relid) {
+	pg::SpiRows tracking = spi.Query("SELECT buffer_name, EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables "
+	                                 "WHERE pgt_relid = $1) FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1",
+	                                 pg::SqlParams().Oid(source_relid));
+	if (tracking.Count() == 0)
+		return BufferSync::Unchanged;
+	std::string buf = QuoteQualified("pgtrickle_changes", tracking.Text(0, 0));
+	bool is_stream_table = tracking.Bool(0, 1);
+	constexpr const char *kColumns =
+	    "SELECT attname, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+	    "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum";
+	pg::SpiRows src = spi.Query(kColumns, pg::SqlParams().Oid(source_relid));
+	pg::SpiRows have = spi.Query(std::string(kColumns).replace(std::string(kColumns).find("$1"), 2,
+	                                                           "('pgtrickle_changes.' || pg_catalog.quote_ident($1))::pg_catalog.regclass"),
+	                             pg::SqlParams().Text(tracking.Text(0, 0)));
+	std::map<std::string, std::string> wanted;
+	std::vector<std::string> order;
+	for (size_t i = 0; i < src.Count(); i++) {
+		if (is_stream_table && IsReservedColumnName(src.Text(i, 0)))
+			continue;
+		wanted[src.Text(i, 0)] = src.Text(i, 1);
+		order.push_back(src.Text(i, 0));
+	}
+	std::map<std::string, std::string> present;
+	for (size_t i = 0; i < have.Count(); i++)
+		if (!IsReservedColumnName(have.Text(i, 0)))
+			present[have.Text(i, 0)] = have.Text(i, 1);
+	std::vector<std::string> changes;
+	bool lost = false;
+	for (const auto &[name, type] : present)
+		if (!wanted.count(name) || wanted[name] != type) {
+			changes.push_back("DROP COLUMN " + QuoteIdent(name));
+			lost = true;
+		}
+	for (const auto &name : order)
+		if (!present.count(name) || present[name] != wanted[name])
+			changes.push_back("ADD COLUMN " + QuoteIdent(name) + " " + wanted[name]);
+	if (changes.empty())
+		return BufferSync::Unchanged;
+	{
+		pg::AsRole as_owner(pg::ExtensionOwner(spi));
+		spi.Exec("ALTER TABLE " + buf + " " + Join(changes, ", "));
+	}
+	spi.Exec("UPDATE pgtrickle.pgt_change_tracking SET captured_columns = $2 WHERE source_relid = $1",
+	         pg::SqlParams().Oid(source_relid).TextArray(order));
+	// Every backend rebuilds its capture statement for this source.
+	pg::PgCall([&]() { CacheInvalidateRelcacheByRelid(source_relid); });
+	return lost ? BufferSync::ColumnsChanged : BufferSync::ColumnsAdded;
 }
 
 void
@@ -303,6 +374,12 @@ CaptureImpl(FunctionCallInfo fcinfo) {
 		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 			elog(ERROR, "could not register transition tables");
 	});
+	// The writer needs no privileges on pg_trickle's catalog or buffers: capture runs as the owner of
+	// the extension (looked up once per backend).
+	static Oid extension_owner = InvalidOid;
+	if (!OidIsValid(extension_owner))
+		extension_owner = pg::ExtensionOwner(spi);
+	pg::AsRole as_extension_owner(extension_owner);
 	CapturePlans &plans = GetPlans(spi, relid);
 	if (!plans.plans[op])
 		plans.plans[op] = PrepareKept(plans.sql[op]);

@@ -12,6 +12,13 @@ std::string BufferName(Oid source_relid);
 
 // Creates the buffer and capture triggers for `source` unless they already exist.
 void EnsureCapture(pg::SpiSession &spi, const SourceRelation &source);
+// Makes the buffer's columns match the source's current columns (names and types): columns gone or
+// changed are dropped from the buffer (their pending values are lost: readers must reinitialise),
+// new ones added.
+enum class BufferSync { Unchanged, ColumnsAdded, ColumnsChanged };
+BufferSync SyncBufferColumns(pg::SpiSession &spi, Oid source_relid);
+// Installs the capture triggers on partitions of a captured partitioned table that lack them.
+void EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid);
 // Drops the buffer and triggers of `source_relid` if no stream table reads it any more.
 void DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid);
 // Deletes buffer rows every consumer has consumed. Skips rows another transaction is deleting.

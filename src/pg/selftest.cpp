@@ -65,6 +65,8 @@ extern "C" {
 PG_FUNCTION_INFO_V1(pgt_selftest_bridge);
 Datum
 pgt_selftest_bridge(PG_FUNCTION_ARGS) {
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
 	return pgtrickle::pg::CxxBoundary(__func__, [&]() {
 		char *kind = pgtrickle::pg::PgCall([&]() { return text_to_cstring(PG_GETARG_TEXT_PP(0)); });
 		Run(kind);

@@ -129,7 +129,8 @@ FrontierParamTypes() {
 
 CachedPlan &
 GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
-	std::string key = std::to_string(st.relid) + "\n" + st.refresh_mode + "\n" + st.defining_query;
+	// updated_at moves with redefinitions and with DDL on sources (the DDL tracker bumps it).
+	std::string key = std::to_string(st.relid) + "\n" + st.refresh_mode + "\n" + st.updated_at + "\n" + st.defining_query;
 	CachedPlan &cp = PlanCache()[st.pgt_id];
 	if (cp.key == key)
 		return cp;
@@ -260,8 +261,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	if (st.status == "SUSPENDED" || st.status == "ERROR")
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState,
 		                "stream table \"" + st.DisplayName() + "\" is " + AsciiLower(st.status), {},
-		                "Resume it with pgtrickle.alter_stream_table(name => '" + st.DisplayName() +
-		                    "', status => 'ACTIVE').");
+		                "Resume it with pgtrickle.resume_stream_table(" + QuoteLiteral(st.QualifiedName()) + ").");
 	int64_t start_time = pg::PgCall([]() { return GetCurrentTimestamp(); });
 
 	// 1. The refresh lock, before the snapshot.
@@ -332,7 +332,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET frontier = $1::pg_catalog.pg_snapshot, data_timestamp = $2, "
 	         "frontier_xid = pg_catalog.pg_current_xact_id(), frontier_cid = $4, "
 	         "last_refresh_at = pg_catalog.now(), is_populated = true, needs_reinit = false, consecutive_errors = 0, "
-	         "status = CASE WHEN status = 'INITIALIZING' THEN 'ACTIVE' ELSE status END, updated_at = pg_catalog.now() "
+	         "status = CASE WHEN status = 'INITIALIZING' THEN 'ACTIVE' ELSE status END "
 	         "WHERE pgt_id = $3",
 	         p);
 

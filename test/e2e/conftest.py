@@ -162,8 +162,6 @@ max_connections = 50
 fsync = off
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%a '
-# Tests drive refreshes themselves; the scheduler tests turn it on.
-pg_trickle.enabled = off
 # Tests drive refreshes themselves: the background scheduler would race with their assertions
 # (a test of the scheduler makes a cluster with extra_conf="pg_trickle.enabled = on").
 pg_trickle.enabled = off

@@ -4,21 +4,25 @@
 -- (same columns and types as the query, same contents as a multiset).
 --
 \set VERBOSITY default
+-- (The extension is normally created by pg_regress --load-extension; this makes the file self-contained.)
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_trickle;
+RESET client_min_messages;
 CREATE SCHEMA cr;
 SET search_path = cr;
 
--- Helpers. columns_of: a relation's user columns. column_diff: columns of the stream table that
--- differ from the columns of the query (compared through a temporary view of the same query).
--- content_diff: rows in one and not the other, as multisets (EXCEPT ALL both ways).
--- Both diffs must return no rows.
+-- columns_of: a relation's visible columns (hidden __pgt_* bookkeeping columns of DIFFERENTIAL storage
+-- tables left out), with type and collation.
 CREATE FUNCTION pg_temp.columns_of(rel regclass)
 RETURNS TABLE (attnum smallint, attname name, type text, collation name)
 LANGUAGE sql AS $$
 	SELECT a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), c.collname
 	FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_collation c ON c.oid = a.attcollation
-	WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+	WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT LIKE '\_\_pgt\_%'
 	ORDER BY a.attnum
 $$;
+-- column_diff: visible columns of the stream table that differ from the columns of the query (read
+-- from a temporary view of the same query). Must return no rows.
 CREATE FUNCTION pg_temp.column_diff(st text, query text)
 RETURNS TABLE (side text, attnum smallint, attname name, type text, collation name)
 LANGUAGE plpgsql AS $$
@@ -36,15 +40,22 @@ BEGIN
 	DROP VIEW pg_temp.pgt_expected_columns;
 END
 $$;
+-- content_diff: rows in the stream table's visible columns and not in the query, and the reverse, as
+-- multisets (EXCEPT ALL both ways). Must return no rows.
 CREATE FUNCTION pg_temp.content_diff(st text, query text)
 RETURNS TABLE (side text, row_value text)
 LANGUAGE plpgsql AS $$
+DECLARE
+	cols text;
 BEGIN
+	SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
+	FROM pg_attribute
+	WHERE attrelid = st::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\_\_pgt\_%';
 	RETURN QUERY EXECUTE format(
-		'SELECT ''only in stream table'', r::text FROM (SELECT * FROM %1$s EXCEPT ALL (%2$s)) r
+		'SELECT ''only in stream table'', r::text FROM (SELECT %3$s FROM %1$s EXCEPT ALL (%2$s)) r
 		 UNION ALL
-		 SELECT ''only in query'', r::text FROM ((%2$s) EXCEPT ALL SELECT * FROM %1$s) r
-		 ORDER BY 1, 2', st, query);
+		 SELECT ''only in query'', r::text FROM ((%2$s) EXCEPT ALL SELECT %3$s FROM %1$s) r
+		 ORDER BY 1, 2', st, query, cols);
 END
 $$;
 
@@ -72,8 +83,8 @@ SELECT pgt_schema, pgt_name, schedule, refresh_mode, requested_refresh_mode AS r
 FROM pgtrickle.pgt_stream_tables;
 
 --
--- Defaults: schedule 'calculated' (stored as NULL), refresh_mode AUTO (resolves to FULL today,
--- with a WARNING giving the reason), initialize => true (populated at once).
+-- Defaults: schedule 'calculated' (stored as NULL), refresh_mode AUTO (DIFFERENTIAL when the
+-- differential engine can maintain the query, as here), initialize => true (populated at once).
 --
 SELECT pgtrickle.create_stream_table('st_default', 'SELECT customer, amount FROM orders');
 SELECT * FROM pg_temp.sts;
@@ -89,9 +100,15 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = 'st_default'::regclass;
 SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'st_default'::regclass ORDER BY tgname;
 -- The initial population is recorded in the history.
-SELECT h.action, h.status, h.initiated_by, h.rows_inserted, h.rows_deleted, h.was_full_fallback, h.error_message
+SELECT h.action, h.status, h.initiated_by, h.rows_inserted, h.rows_deleted, h.was_full_fallback, h.fallback_reason,
+       h.error_message
 FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id)
 WHERE s.pgt_name = 'st_default';
+-- A DIFFERENTIAL storage table also has hidden bookkeeping columns, all named __pgt_*, after the
+-- visible ones.
+SELECT count(*) > 0 AS has_hidden_columns,
+       min(attnum) > (SELECT max(attnum) FROM pg_temp.columns_of('st_default')) AS after_visible
+FROM pg_attribute WHERE attrelid = 'st_default'::regclass AND attname LIKE '\_\_pgt\_%';
 
 --
 -- Named arguments, in any order, and mixed with positional ones.
@@ -134,11 +151,17 @@ SELECT pgt_name, pgtrickle.drop_stream_table(pgt_name) FROM pgtrickle.pgt_stream
 ORDER BY pgt_name;
 
 --
--- Refresh modes are case-insensitive and trimmed. AUTO warns that it resolves to FULL; FULL does not.
+-- Refresh modes are case-insensitive and trimmed; INCREMENTAL is a synonym of DIFFERENTIAL. AUTO picks
+-- DIFFERENTIAL when it can, else FULL with a WARNING giving the reason (see the volatile functions
+-- below); an explicit DIFFERENTIAL that cannot be honoured is an error (create_errors).
 --
 SELECT pgtrickle.create_stream_table('mode_full_lower', 'SELECT id FROM orders', refresh_mode => 'full');
 SELECT pgtrickle.create_stream_table('mode_full_padded', 'SELECT id FROM orders', refresh_mode => '  Full ');
 SELECT pgtrickle.create_stream_table('mode_auto_lower', 'SELECT id FROM orders', refresh_mode => 'auto');
+SELECT pgtrickle.create_stream_table('mode_auto_limit', 'SELECT id FROM orders ORDER BY id LIMIT 2', refresh_mode => 'Auto');
+SELECT pgtrickle.create_stream_table('mode_differential', 'SELECT id FROM orders', refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_stream_table('mode_differential_lower', 'SELECT id FROM orders', refresh_mode => ' differential');
+SELECT pgtrickle.create_stream_table('mode_incremental', 'SELECT id FROM orders', refresh_mode => 'incremental');
 SELECT pgt_name, refresh_mode, requested_refresh_mode, refresh_mode_reason
 FROM pgtrickle.pgt_stream_tables WHERE pgt_name LIKE 'mode\_%' ORDER BY pgt_name;
 
@@ -310,7 +333,8 @@ FROM pgtrickle.pgt_stream_tables WHERE pgt_name LIKE 'st\_volatile\_%' ORDER BY 
 SELECT count(*), bool_and(r >= 0 AND r < 1) FROM st_volatile_auto;
 SELECT * FROM st_volatile_full ORDER BY id;
 SELECT count(*) FROM st_volatile_nested;
--- Stable functions (now()) are not volatile.
+-- Stable functions (now()) are not volatile, but their result can change without any change to the
+-- sources: AUTO keeps such a table FULL, and nothing is recorded in functions_used.
 SELECT pgtrickle.create_stream_table('st_stable', 'SELECT id, now() IS NOT NULL AS ok FROM orders');
 SELECT refresh_mode_reason, functions_used FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'st_stable';
 

@@ -4,6 +4,10 @@
 -- even when they would touch no row. Reading is unrestricted, and refreshes still write.
 --
 \set VERBOSITY default
+-- (The extension is normally created by pg_regress --load-extension; this makes the file self-contained.)
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_trickle;
+RESET client_min_messages;
 CREATE SCHEMA dg;
 SET search_path = dg;
 CREATE TABLE src (id integer PRIMARY KEY, v text);
@@ -69,7 +73,7 @@ EXCEPTION WHEN wrong_object_type THEN RAISE NOTICE 'caught %: %', SQLSTATE, SQLE
 UPDATE st_view SET v = 'changed';
 DO $$BEGIN UPDATE st_view SET v = 'changed';
 EXCEPTION WHEN wrong_object_type THEN RAISE NOTICE 'caught %: %', SQLSTATE, SQLERRM; END$$;
--- The guard's message names the table as written; check it for a quoted name and another schema.
+-- The guard's message names the table (without its schema), here one whose name needs quoting.
 CREATE SCHEMA "Other";
 SELECT pgtrickle.create_stream_table('"Other"."Quoted St"', 'SELECT id FROM src', refresh_mode => 'FULL');
 DELETE FROM "Other"."Quoted St";

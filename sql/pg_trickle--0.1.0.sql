@@ -343,3 +343,9 @@ CREATE EVENT TRIGGER pg_trickle_ddl_tracker ON ddl_command_end
 -- Everyone may look (monitoring); changing stream tables needs the privileges of their owner.
 GRANT USAGE ON SCHEMA pgtrickle TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA pgtrickle TO PUBLIC;
+
+-- After pg_restore: re-links the catalog to the restored relations (the scheduler does it by itself).
+CREATE FUNCTION pgtrickle.restore_stream_tables()
+RETURNS bigint
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'restore_stream_tables';

@@ -297,9 +297,13 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 	FreePlans(plans);
 
 	// The tracking row is the relation's own, or (for a partition) its partitioned root's.
+	// Right after pg_restore (before the catalog is re-linked) OIDs are stale: match by name then.
 	constexpr const char *kTracking =
 	    "(SELECT * FROM pgtrickle.pgt_change_tracking WHERE source_relid IN ($1, "
-	    "COALESCE(pg_catalog.pg_partition_root($1), $1)) ORDER BY source_relid OPERATOR(pg_catalog.=) $1 DESC LIMIT 1)";
+	    "COALESCE(pg_catalog.pg_partition_root($1)::pg_catalog.oid, $1)) OR (source_schema, source_name) = "
+	    "(SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+	    "ON n.oid = c.relnamespace WHERE c.oid = $1) "
+	    "ORDER BY source_relid OPERATOR(pg_catalog.=) $1 DESC LIMIT 1)";
 	// A captured column the relation no longer has (dropped or renamed) is captured as NULL rather
 	// than failing the user's statement; the stream tables reading it need reinitialising anyway.
 	pg::SpiRows rows = spi.Query(std::string("SELECT c, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 "

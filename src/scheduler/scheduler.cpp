@@ -1,6 +1,7 @@
 // Launcher and per-database scheduler background workers (see README.md).
 #include "scheduler/scheduler.hpp"
 
+#include "api/restore.hpp"
 #include "catalog/catalog.hpp"
 #include "core/schedule.hpp"
 #include "core/scheduling.hpp"
@@ -157,6 +158,10 @@ PlanThisTick(std::map<int64_t, std::string> &names) {
 	std::vector<SchedNode> nodes;
 	{
 		pg::SpiSession spi;
+		if (api::CatalogNeedsRestore(spi)) {
+			int64_t n = api::RestoreStreamTables(spi);
+			ereport(LOG, (errmsg("pg_trickle: re-linked %lld restored stream tables", static_cast<long long>(n))));
+		}
 		pg::SpiRows rows = spi.Query(
 		    "SELECT pgt_id, status, COALESCE(schedule, 'calculated'), is_populated, "
 		    "COALESCE(extract(epoch FROM last_refresh_at)::float8, -1), pgt_schema || '.' || pgt_name "

@@ -1,0 +1,96 @@
+"""pg_dump of a database with stream tables restores into a working database: the catalog is re-linked
+to the restored relations (by the scheduler, or by restore_stream_tables()), writes to sources are
+captured at once, and every stream table equals its query after the next refreshes."""
+import subprocess
+import time
+
+import pytest
+
+from pgt_helpers import assert_st_matches_query, create_st, refresh, st_vs_query
+
+Q_GROUP = "SELECT g, sum(v) AS s, count(*) AS n FROM o GROUP BY g"
+Q_TOP = "SELECT sum(s) AS t FROM og"
+Q_JOIN = "SELECT o.id, o.v, d.label FROM o JOIN dim d ON d.g = o.g WHERE o.v > 50"
+
+
+def _setup(conn):
+    conn.execute("CREATE TABLE o (id int PRIMARY KEY, g int, v numeric)")
+    conn.execute("CREATE TABLE dim (g int PRIMARY KEY, label text)")
+    conn.execute("INSERT INTO o SELECT i, i % 4, i FROM generate_series(1, 200) i")
+    conn.execute("INSERT INTO dim SELECT i, 'label ' || i FROM generate_series(0, 3) i")
+    create_st(conn, "og", Q_GROUP)
+    create_st(conn, "top", Q_TOP, schedule="1s")
+    create_st(conn, "joined", Q_JOIN)
+    conn.execute("INSERT INTO o VALUES (1000, 1, 500)")  # pending change, not yet refreshed
+
+
+def _dump_restore(cluster, src, dst):
+    pgbin = cluster.pgbin
+    dump = cluster.basedir / f"{src}.dump"
+    common = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
+    subprocess.run([pgbin / "pg_dump", *common, "-Fc", "-f", dump, src], check=True, capture_output=True)
+    with cluster.connect() as admin:
+        admin.execute(f'CREATE DATABASE "{dst}"')
+    res = subprocess.run([pgbin / "pg_restore", *common, "-d", dst, dump], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_restore_then_relink_by_function(db, cluster):
+    _setup(db.conn)
+    dst = db.name + "_r"
+    _dump_restore(cluster, db.name, dst)
+    conn = cluster.connect(dst)
+    try:
+        # Writes work before the catalog is re-linked (captured by name), and after.
+        conn.execute("INSERT INTO o VALUES (1001, 2, 700)")
+        assert conn.execute("SELECT pgtrickle.restore_stream_tables()").fetchone()[0] == 3
+        conn.execute("UPDATE o SET v = v + 1 WHERE id <= 10")
+        conn.execute("DELETE FROM o WHERE id BETWEEN 20 AND 30")
+        for st in ("og", "top", "joined"):
+            refresh(conn, st)
+        assert_st_matches_query(conn, "og", Q_GROUP)
+        assert_st_matches_query(conn, "top", Q_TOP)
+        assert_st_matches_query(conn, "joined", Q_JOIN)
+        # And differentially from then on.
+        conn.execute("UPDATE o SET g = 3 WHERE id = 5")
+        refresh(conn, "og")
+        action = conn.execute("SELECT action FROM pgtrickle.get_refresh_history('og', 1)").fetchone()[0]
+        assert action == "DIFFERENTIAL"
+        assert_st_matches_query(conn, "og", Q_GROUP)
+        # Nothing left over from the old database's OIDs.
+        assert conn.execute("SELECT count(*) FROM pgtrickle.pgt_change_tracking t WHERE NOT EXISTS "
+                            "(SELECT 1 FROM pg_class c WHERE c.oid = t.source_relid)").fetchone()[0] == 0
+    finally:
+        conn.close()
+        with cluster.connect() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dst}" WITH (FORCE)')
+
+
+def test_restore_relinked_by_scheduler(cluster_factory):
+    cl = cluster_factory.new("restore_sched", extra_conf="pg_trickle.enabled = on\npg_trickle.scheduler_interval_ms = 200\n")
+    with cl.connect() as admin:
+        admin.execute("CREATE DATABASE src")
+    conn = cl.connect("src")
+    conn.execute("CREATE EXTENSION pg_trickle")
+    _setup(conn)
+    conn.close()
+    _dump_restore(cl, "src", "dst")
+    conn = cl.connect("dst")
+    conn.execute("INSERT INTO o VALUES (1001, 2, 700)")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pending = conn.execute("SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE needs_reinit OR "
+                               "pgt_relid::regclass::text <> pgt_name").fetchone()[0]
+        if pending == 0:
+            break
+        time.sleep(0.2)
+    assert pending == 0
+    conn.execute("UPDATE o SET v = 0 WHERE id = 1")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not any(any(st_vs_query(conn, st, q)) for st, q in (("og", Q_GROUP), ("top", Q_TOP))):
+            break
+        time.sleep(0.2)
+    assert_st_matches_query(conn, "og", Q_GROUP)
+    assert_st_matches_query(conn, "top", Q_TOP)
+    conn.close()

@@ -47,6 +47,20 @@ TimeDue(const SchedNode &n, double now) {
 	return false;
 }
 
+// When a duration or cron schedule next falls due (-1 for calculated or never refreshed).
+double
+NextDue(const SchedNode &n) {
+	if (n.last_refresh < 0)
+		return -1;
+	if (n.schedule.kind == ScheduleKind::Duration)
+		return n.last_refresh + static_cast<double>(n.schedule.seconds);
+	if (n.schedule.kind == ScheduleKind::Cron) {
+		int64_t next = CronNextAfter(n.schedule.cron, static_cast<int64_t>(std::floor(n.last_refresh)));
+		return next >= 0 ? static_cast<double>(next) : -1;
+	}
+	return -1;
+}
+
 } // namespace
 
 std::vector<int64_t>
@@ -103,6 +117,11 @@ PlanTick(const std::vector<SchedNode> &nodes, double now) {
 		const SchedNode &n = *index.at(id);
 		if (!n.active)
 			continue;
+		double next = NextDue(n);
+		if (next > now && (plan.next_due < 0 || next < plan.next_due))
+			plan.next_due = next;
+		if (n.not_before > now && (plan.next_due < 0 || n.not_before < plan.next_due))
+			plan.next_due = n.not_before;
 		plan.order.push_back(id);
 		if (now < n.not_before)
 			continue;

@@ -38,6 +38,7 @@ struct TickPlan {
 	std::vector<int64_t> order;  // every active node, upstream first
 	std::set<int64_t> due;       // refresh now
 	std::set<int64_t> on_change; // refresh if its sources have pending changes
+	double next_due = -1;        // earliest future time a duration/cron schedule falls due (-1: none)
 };
 
 // Throws UserError (42P19) naming a node on a cycle.

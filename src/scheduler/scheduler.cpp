@@ -29,6 +29,7 @@ extern "C" {
 #include "utils/wait_event.h"
 }
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -304,6 +305,7 @@ PruneHistory(double &last_prune) {
 void
 SchedulerLoop() {
 	double last_prune = 0;
+	double next_due = -1;
 	MemoryContext tick_cxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler tick", ALLOCSET_DEFAULT_SIZES);
 	for (;;) {
 		CHECK_FOR_INTERRUPTS();
@@ -330,6 +332,7 @@ SchedulerLoop() {
 			if (planned) {
 				PopActiveSnapshot();
 				CommitTransactionCommand();
+				next_due = plan.next_due;
 				for (int64_t id : plan.order) {
 					CHECK_FOR_INTERRUPTS();
 					if (plan.due.count(id))
@@ -342,8 +345,14 @@ SchedulerLoop() {
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(tick_cxt);
 		}
-		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, guc::scheduler_interval_ms,
-		                PG_WAIT_EXTENSION);
+		// Wake for the next tick, or earlier when a schedule falls due before it: a '1s' schedule is
+		// honoured to the millisecond, not rounded up to the tick.
+		long wait_ms = guc::scheduler_interval_ms;
+		if (next_due > 0) {
+			double until = (next_due - NowSeconds()) * 1000.0;
+			wait_ms = std::max(1L, std::min(wait_ms, static_cast<long>(until) + 1));
+		}
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -39,6 +39,12 @@ TEST(Scheduling, DurationDueAfterInterval) {
 	EXPECT_TRUE(PlanTick(nodes, 130).due.count(1));
 }
 
+TEST(Scheduling, NextDueIsEarliestFutureDeadline) {
+	std::vector<SchedNode> nodes{Node(1, "30s", 100), Node(2, "10s", 100), Node(3, "calculated", 100, {2})};
+	EXPECT_DOUBLE_EQ(PlanTick(nodes, 105).next_due, 110);
+	EXPECT_DOUBLE_EQ(PlanTick(nodes, 115).next_due, 130); // node 2 is due now; node 1 next
+}
+
 TEST(Scheduling, CronDueOnceFired) {
 	// @hourly: last refresh 00:30 UTC on day 0 fires next at 01:00.
 	std::vector<SchedNode> nodes{Node(1, "@hourly", 1800)};

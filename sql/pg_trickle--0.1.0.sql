@@ -349,3 +349,30 @@ CREATE FUNCTION pgtrickle.restore_stream_tables()
 RETURNS bigint
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'restore_stream_tables';
+
+-- Per stream table refresh statistics (from the retained history).
+CREATE FUNCTION pgtrickle.st_refresh_stats()
+RETURNS TABLE (pgt_schema text, pgt_name text, status text, refresh_mode text, schedule text,
+               effective_schedule text, total_refreshes bigint, successful_refreshes bigint, failed_refreshes bigint,
+               differential_refreshes bigint, full_refreshes bigint, no_data_refreshes bigint,
+               avg_duration_ms float8, max_duration_ms float8, last_action text, last_status text,
+               last_refresh_at timestamptz, staleness interval, stale boolean, last_error_message text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT i.pgt_schema, i.pgt_name, i.status, i.refresh_mode, COALESCE(i.schedule, 'calculated'), i.effective_schedule,
+	       count(h.refresh_id), count(h.refresh_id) FILTER (WHERE h.status = 'COMPLETED'),
+	       count(h.refresh_id) FILTER (WHERE h.status = 'FAILED'),
+	       count(h.refresh_id) FILTER (WHERE h.action = 'DIFFERENTIAL' AND h.status = 'COMPLETED'),
+	       count(h.refresh_id) FILTER (WHERE h.action IN ('FULL', 'REINITIALIZE') AND h.status = 'COMPLETED'),
+	       count(h.refresh_id) FILTER (WHERE h.action = 'NO_DATA'),
+	       avg(EXTRACT(epoch FROM h.end_time - h.start_time) * 1000) FILTER (WHERE h.status = 'COMPLETED')::float8,
+	       max(EXTRACT(epoch FROM h.end_time - h.start_time) * 1000) FILTER (WHERE h.status = 'COMPLETED')::float8,
+	       (array_agg(h.action ORDER BY h.refresh_id DESC))[1], (array_agg(h.status ORDER BY h.refresh_id DESC))[1],
+	       i.last_refresh_at, i.staleness, i.stale, i.last_error_message
+	FROM pgtrickle.stream_tables_info i
+	LEFT JOIN pgtrickle.pgt_refresh_history h ON h.pgt_id = i.pgt_id
+	GROUP BY i.pgt_id, i.pgt_schema, i.pgt_name, i.status, i.refresh_mode, i.schedule, i.effective_schedule,
+	         i.last_refresh_at, i.staleness, i.stale, i.last_error_message
+	ORDER BY i.pgt_schema, i.pgt_name
+$$;

@@ -17,6 +17,7 @@
 #include "core/sql_text.hpp"
 #include "pg/bridge.hpp"
 #include "pg/postgres.hpp"
+#include "pg/subxact.hpp"
 
 extern "C" {
 #include "catalog/namespace.h"
@@ -1034,29 +1035,10 @@ BuildDvmPlan(const std::string &query, bool catch_errors) {
 		return ConvertRaw(raw);
 	}
 	// Protect the caller: an unexpected PostgreSQL error while planning means "not differentiable".
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	pg::PgCall([]() { BeginInternalSubTransaction(nullptr); });
-	try {
-		pg::PgCall([&]() {
-			MemoryContextSwitchTo(oldcxt);
-			BuildRawPlan(sql, &raw);
-		});
-		pg::PgCall([&]() {
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-		});
-	} catch (const pg::PgError &e) {
-		std::string message = e.what();
-		pg::ClearPgErrorPending();
-		pg::PgCall([&]() {
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-		});
+	auto failure = pg::TrySubtransaction([&]() { pg::PgCall([&]() { BuildRawPlan(sql, &raw); }); });
+	if (failure) {
 		DvmBuildResult result;
-		result.unsupported = "planning the differential query failed: " + message;
+		result.unsupported = "planning the differential query failed: " + *failure;
 		return result;
 	}
 	return ConvertRaw(raw);

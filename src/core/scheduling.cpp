@@ -47,6 +47,64 @@ TimeDue(const SchedNode &n, double now) {
 	return false;
 }
 
+// Every stream table upstream of `n`.
+std::set<int64_t>
+UpstreamClosure(const SchedNode &n, const std::map<int64_t, const SchedNode *> &index) {
+	std::set<int64_t> out;
+	std::vector<int64_t> stack(n.upstream.begin(), n.upstream.end());
+	while (!stack.empty()) {
+		int64_t id = stack.back();
+		stack.pop_back();
+		if (!index.count(id) || !out.insert(id).second)
+			continue;
+		for (int64_t up : index.at(id)->upstream)
+			stack.push_back(up);
+	}
+	return out;
+}
+
+// Everything (stream tables and base relations, tagged apart) reachable upstream through one input.
+std::set<std::pair<int, int64_t>>
+Ancestry(int64_t st, const std::map<int64_t, const SchedNode *> &index) {
+	std::set<std::pair<int, int64_t>> out{{0, st}};
+	std::vector<int64_t> stack{st};
+	std::set<int64_t> seen;
+	while (!stack.empty()) {
+		int64_t id = stack.back();
+		stack.pop_back();
+		if (!index.count(id) || !seen.insert(id).second)
+			continue;
+		for (int64_t b : index.at(id)->base_sources)
+			out.insert({1, b});
+		for (int64_t up : index.at(id)->upstream) {
+			out.insert({0, up});
+			stack.push_back(up);
+		}
+	}
+	return out;
+}
+
+// True if two of n's inputs (its stream-table inputs, and its base relations taken together) reach a
+// common ancestor.
+bool
+OverDiamond(const SchedNode &n, const std::map<int64_t, const SchedNode *> &index) {
+	std::vector<std::set<std::pair<int, int64_t>>> branches;
+	std::set<std::pair<int, int64_t>> own;
+	for (int64_t b : n.base_sources)
+		own.insert({1, b});
+	if (!own.empty())
+		branches.push_back(own);
+	for (int64_t up : n.upstream)
+		if (index.count(up))
+			branches.push_back(Ancestry(up, index));
+	std::set<std::pair<int, int64_t>> seen;
+	for (const auto &b : branches)
+		for (const auto &x : b)
+			if (!seen.insert(x).second)
+				return true;
+	return false;
+}
+
 // When a duration or cron schedule next falls due (-1 for calculated or never refreshed).
 double
 NextDue(const SchedNode &n) {
@@ -99,19 +157,25 @@ PlanTick(const std::vector<SchedNode> &nodes, double now) {
 	std::vector<int64_t> order = TopologicalOrder(nodes);
 	auto effective = EffectiveSchedules(nodes);
 
-	// Consumers first: a calculated node is pulled when any consumer is due or pulled.
+	// Consumers first: a calculated node is pulled when any consumer is due or pulled; a due node over a
+	// diamond pulls everything upstream of it.
 	std::set<int64_t> wanted;
+	std::set<int64_t> diamond_pulled;
 	for (auto it = order.rbegin(); it != order.rend(); ++it) {
 		const SchedNode &n = *index.at(*it);
 		if (!n.active)
 			continue;
-		bool due = !n.populated || TimeDue(n, now);
+		bool due = !n.populated || TimeDue(n, now) || diamond_pulled.count(n.id);
 		if (n.schedule.kind == ScheduleKind::Calculated)
 			for (int64_t c : consumers[n.id])
 				if (wanted.count(c))
 					due = true;
-		if (due)
-			wanted.insert(n.id);
+		if (!due)
+			continue;
+		wanted.insert(n.id);
+		if (OverDiamond(n, index))
+			for (int64_t a : UpstreamClosure(n, index))
+				diamond_pulled.insert(a);
 	}
 	for (int64_t id : order) {
 		const SchedNode &n = *index.at(id);
@@ -131,6 +195,30 @@ PlanTick(const std::vector<SchedNode> &nodes, double now) {
 			plan.on_change.insert(id); // no consumer sets a pace: follow the sources
 	}
 	return plan;
+}
+
+std::vector<std::vector<int64_t>>
+ConnectedGroups(const std::vector<SchedNode> &nodes) {
+	auto index = Index(nodes);
+	std::map<int64_t, int64_t> parent;
+	std::function<int64_t(int64_t)> find = [&](int64_t x) {
+		while (parent[x] != x)
+			x = parent[x] = parent[parent[x]];
+		return x;
+	};
+	for (const auto &n : nodes)
+		parent[n.id] = n.id;
+	for (const auto &n : nodes)
+		for (int64_t up : n.upstream)
+			if (index.count(up))
+				parent[find(n.id)] = find(up);
+	std::map<int64_t, std::vector<int64_t>> groups;
+	for (int64_t id : TopologicalOrder(nodes))
+		groups[find(id)].push_back(id);
+	std::vector<std::vector<int64_t>> out;
+	for (auto &g : groups)
+		out.push_back(std::move(g.second));
+	return out;
 }
 
 std::map<int64_t, std::optional<int64_t>>

@@ -8,8 +8,11 @@
 //  - a calculated stream table is pulled by its consumers: it is due in every tick in which one of its
 //    downstream stream tables (directly or through other calculated ones) is due, so the consumer reads
 //    fresh data. One that nobody pulls is refreshed when its sources have pending changes;
+//  - diamonds: a due stream table whose inputs share an ancestor (a stream table or a base table
+//    reached through two different inputs) pulls every stream table upstream of it into the same tick,
+//    whatever their schedules, so it never combines two versions of the shared ancestor;
 //  - refreshes run upstream first (topological order), so a change reaches the bottom of a chain in
-//    one tick.
+//    one tick; the scheduler refreshes each connected group under one snapshot.
 // Its effective schedule (for monitoring) is the tightest duration among its consumers' effective
 // schedules, transitively; none means "when its sources change".
 #pragma once
@@ -31,7 +34,8 @@ struct SchedNode {
 	bool populated = true;
 	double last_refresh = -1;  // Unix seconds; < 0 = never
 	double not_before = 0;     // retry backoff: not before this time
-	std::vector<int64_t> upstream; // stream tables this one reads
+	std::vector<int64_t> upstream;     // stream tables this one reads
+	std::vector<int64_t> base_sources; // other relations it reads (any ids distinct from stream table ids' space)
 };
 
 struct TickPlan {
@@ -40,6 +44,9 @@ struct TickPlan {
 	std::set<int64_t> on_change; // refresh if its sources have pending changes
 	double next_due = -1;        // earliest future time a duration/cron schedule falls due (-1: none)
 };
+
+// Groups of nodes connected through stream-table edges, each in topological order.
+std::vector<std::vector<int64_t>> ConnectedGroups(const std::vector<SchedNode> &nodes);
 
 // Throws UserError (42P19) naming a node on a cycle.
 std::vector<int64_t> TopologicalOrder(const std::vector<SchedNode> &nodes);

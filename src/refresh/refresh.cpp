@@ -38,12 +38,12 @@ InitiatedByText(InitiatedBy who) {
 // The refresh snapshot, registered for the refresh's lifetime.
 class RegisteredSnapshot {
 public:
-	RegisteredSnapshot() {
-		snapshot_ = pg::PgCall([]() { return RegisterSnapshot(GetLatestSnapshot()); });
+	explicit RegisteredSnapshot(Snapshot shared = nullptr) : owned_(shared == nullptr) {
+		snapshot_ = shared ? shared : pg::PgCall([]() { return RegisterSnapshot(GetLatestSnapshot()); });
 	}
 	~RegisteredSnapshot() {
-		if (pg::PgErrorPending())
-			return; // the resource owner releases it at abort
+		if (!owned_ || pg::PgErrorPending())
+			return; // not ours, or the resource owner releases it at abort
 		Snapshot s = snapshot_;
 		try {
 			pg::PgCall([&]() { UnregisterSnapshot(s); });
@@ -57,6 +57,7 @@ public:
 
 private:
 	Snapshot snapshot_;
+	bool owned_;
 };
 
 // Runs the refresh with a fixed search_path: the stored query is fully qualified, and anything a
@@ -257,7 +258,7 @@ HasPendingChanges(pg::SpiSession &spi, const catalog::StreamTable &st) {
 }
 
 RefreshResult
-RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, InitiatedBy who) {
+RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, InitiatedBy who, Snapshot shared_snapshot) {
 	if (st.status == "SUSPENDED" || st.status == "ERROR")
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState,
 		                "stream table \"" + st.DisplayName() + "\" is " + AsciiLower(st.status), {},
@@ -273,8 +274,10 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 		throw UserError(sqlstate::kUndefinedTable, "stream table \"" + st.DisplayName() + "\" no longer exists");
 	// 2. The refresh snapshot. This transaction's own earlier changes are visible in it; the command id
 	// marks which of them (see BufferWindowPredicate).
-	RegisteredSnapshot snapshot;
-	int64_t snapshot_cid = static_cast<int64_t>(snapshot.Get()->curcid);
+	RegisteredSnapshot snapshot(shared_snapshot);
+	// Every row this transaction wrote before now (also the captured output of stream tables refreshed
+	// earlier in the same transaction, under a shared snapshot) is read by this refresh.
+	int64_t snapshot_cid = pg::PgCall([]() { return static_cast<int64_t>(GetCurrentCommandId(false)); });
 	int64_t data_timestamp = pg::PgCall([]() { return GetCurrentTimestamp(); });
 	FixedSearchPath search_path;
 

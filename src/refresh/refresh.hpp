@@ -17,8 +17,12 @@ struct RefreshResult {
 	int64_t rows_deleted = 0;
 };
 
-// Refreshes `st` in the current transaction. The caller holds an SPI session.
-RefreshResult RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, InitiatedBy who);
+// Refreshes `st` in the current transaction. The caller holds an SPI session. With `shared_snapshot`
+// (the scheduler refreshing a group of connected stream tables together), the caller has already
+// locked every stream table of the group and took that snapshot afterwards; every member then reads
+// the same state of every source.
+RefreshResult RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, InitiatedBy who,
+                                 Snapshot shared_snapshot = nullptr);
 
 // The SELECT that produces every storage column (the plain query for FULL mode, the population query
 // with hidden columns for DIFFERENTIAL mode).

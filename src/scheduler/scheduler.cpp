@@ -10,6 +10,7 @@
 #include "guc.hpp"
 #include "pg/bridge.hpp"
 #include "pg/spi.hpp"
+#include "pg/subxact.hpp"
 #include "refresh/refresh.hpp"
 
 extern "C" {
@@ -23,6 +24,7 @@ extern "C" {
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/lmgr.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -182,15 +184,27 @@ SourceHasPending(pg::SpiSession &spi, Oid source, const pg::SqlParams &frontier)
 
 // Reads the graph and decides what this tick refreshes. Stream tables that follow their sources
 // (on_change) are kept in the plan only if a source has changes they have not consumed.
-TickPlan
-PlanThisTick(std::map<int64_t, std::string> &names) {
+struct Tick {
+	TickPlan plan;
+	std::vector<std::vector<int64_t>> groups; // connected stream tables, upstream first
+	std::map<int64_t, std::vector<int64_t>> upstream;
+	std::map<int64_t, std::string> names;
+	std::map<int64_t, Oid> relids;
+};
+
+Tick
+PlanThisTick() {
+	Tick tick;
+	std::map<int64_t, std::string> &names = tick.names;
 	std::vector<SchedNode> nodes;
 	TickPlan plan;
+	std::map<int64_t, std::vector<int64_t>> upstream;
 	{
 		pg::SpiSession spi;
 		if (api::CatalogNeedsRestore(spi)) {
 			int64_t n = api::RestoreStreamTables(spi);
 			ereport(LOG, (errmsg("pg_trickle: re-linked %lld restored stream tables", static_cast<long long>(n))));
+			return tick; // plan from the re-linked catalog in the next tick (this snapshot predates it)
 		}
 		pg::SpiRows rows = spi.Query(
 		    "SELECT pgt_id, status, COALESCE(schedule, 'calculated'), is_populated, "
@@ -204,10 +218,15 @@ PlanThisTick(std::map<int64_t, std::string> &names) {
 		std::map<int64_t, std::vector<Oid>> sources;
 		for (size_t i = 0; i < captured.Count(); i++)
 			sources[captured.Int64(i, 0)].push_back(static_cast<Oid>(captured.Int64(i, 1)));
+		pg::SpiRows relids = spi.Query("SELECT pgt_id, pgt_relid FROM pgtrickle.pgt_stream_tables", {}, true);
+		std::set<Oid> st_relids;
+		for (size_t i = 0; i < relids.Count(); i++) {
+			tick.relids[relids.Int64(i, 0)] = static_cast<Oid>(relids.Int64(i, 1));
+			st_relids.insert(static_cast<Oid>(relids.Int64(i, 1)));
+		}
 		pg::SpiRows edges = spi.Query("SELECT d.pgt_id, up.pgt_id FROM pgtrickle.pgt_dependencies d "
 		                              "JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = d.source_relid",
 		                              {}, true);
-		std::map<int64_t, std::vector<int64_t>> upstream;
 		for (size_t i = 0; i < edges.Count(); i++)
 			upstream[edges.Int64(i, 0)].push_back(edges.Int64(i, 1));
 		for (size_t i = 0; i < rows.Count(); i++) {
@@ -223,10 +242,15 @@ PlanThisTick(std::map<int64_t, std::string> &names) {
 			n.last_refresh = rows.Float8(i, 4);
 			n.not_before = Backoffs()[n.id].not_before;
 			n.upstream = upstream[n.id];
+			for (Oid src : sources[n.id])
+				if (!st_relids.count(src))
+					n.base_sources.push_back(static_cast<int64_t>(src));
 			names[n.id] = rows.Text(i, 5);
 			nodes.push_back(std::move(n));
 		}
 		plan = PlanTick(nodes, NowSeconds());
+		tick.groups = ConnectedGroups(nodes);
+		tick.upstream = upstream;
 		std::set<int64_t> pending;
 		for (size_t i = 0; i < rows.Count(); i++) {
 			int64_t id = rows.Int64(i, 0);
@@ -254,7 +278,8 @@ PlanThisTick(std::map<int64_t, std::string> &names) {
 		}
 		plan.on_change = pending;
 	}
-	return plan;
+	tick.plan = std::move(plan);
+	return tick;
 }
 
 void
@@ -265,81 +290,94 @@ Notify(pg::SpiSession &spi, const char *event, int64_t pgt_id, const std::string
 	         pg::SqlParams().Text(event).Int64(pgt_id).Text(extra_json_pairs.empty() ? "{}" : extra_json_pairs));
 }
 
-// Records a failed attempt in a fresh transaction (the failed one was rolled back).
+// Records a failed attempt (in the group's transaction; the attempt's subtransaction was rolled back).
 void
-RecordFailure(int64_t pgt_id, const std::string &message, double started) {
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	{
-		pg::SpiSession spi;
-		pg::SpiRows r = spi.Query(
-		    "UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, "
-		    "last_error_message = $2, last_error_at = pg_catalog.now(), "
-		    "status = CASE WHEN consecutive_errors + 1 >= $3 THEN 'SUSPENDED' ELSE status END "
-		    "WHERE pgt_id = $1 RETURNING consecutive_errors, status",
-		    pg::SqlParams().Int64(pgt_id).Text(message).Int32(guc::max_consecutive_errors));
-		if (r.Count() > 0) {
-			int errors = static_cast<int>(r.Int64(0, 0));
-			spi.Exec("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, start_time, end_time, action, status, "
-			         "error_message, initiated_by) VALUES ($1, pg_catalog.to_timestamp($2), pg_catalog.clock_timestamp(), "
-			         "'FULL', 'FAILED', $3, 'SCHEDULER')",
-			         pg::SqlParams().Int64(pgt_id).Float8(started).Text(message));
-			pg::SpiRows payload =
-			    spi.Query("SELECT pg_catalog.jsonb_build_object('action', 'REFRESH', 'error', $1::text, "
-			              "'consecutive_errors', $2::int)::text",
-			              pg::SqlParams().Text(message).Int32(errors));
-			Notify(spi, "refresh_failed", pgt_id, payload.Text(0, 0));
-			if (r.Text(0, 1) == "SUSPENDED") {
-				Notify(spi, "auto_suspended", pgt_id, "{\"consecutive_errors\": " + std::to_string(errors) + "}");
-				ereport(WARNING, (errmsg("pg_trickle: stream table suspended after %d consecutive errors", errors)));
-			}
-			Backoffs()[pgt_id].not_before =
-			    NowSeconds() + RetryBackoffSeconds(errors, guc::scheduler_interval_ms / 1000.0, 300.0);
-		}
+RecordFailure(pg::SpiSession &spi, int64_t pgt_id, const std::string &message, double started) {
+	pg::SpiRows r = spi.Query(
+	    "UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, "
+	    "last_error_message = $2, last_error_at = pg_catalog.now(), "
+	    "status = CASE WHEN consecutive_errors + 1 >= $3 THEN 'SUSPENDED' ELSE status END "
+	    "WHERE pgt_id = $1 RETURNING consecutive_errors, status",
+	    pg::SqlParams().Int64(pgt_id).Text(message).Int32(guc::max_consecutive_errors));
+	if (r.Count() == 0)
+		return;
+	int errors = static_cast<int>(r.Int64(0, 0));
+	spi.Exec("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, start_time, end_time, action, status, "
+	         "error_message, initiated_by) VALUES ($1, pg_catalog.to_timestamp($2), pg_catalog.clock_timestamp(), "
+	         "'FULL', 'FAILED', $3, 'SCHEDULER')",
+	         pg::SqlParams().Int64(pgt_id).Float8(started).Text(message));
+	pg::SpiRows payload = spi.Query("SELECT pg_catalog.jsonb_build_object('error', $1::text, "
+	                                "'consecutive_errors', $2::int)::text",
+	                                pg::SqlParams().Text(message).Int32(errors));
+	Notify(spi, "refresh_failed", pgt_id, payload.Text(0, 0));
+	if (r.Text(0, 1) == "SUSPENDED") {
+		Notify(spi, "auto_suspended", pgt_id, "{\"consecutive_errors\": " + std::to_string(errors) + "}");
+		ereport(WARNING, (errmsg("pg_trickle: stream table suspended after %d consecutive errors", errors)));
 	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	Backoffs()[pgt_id].not_before = NowSeconds() + RetryBackoffSeconds(errors, guc::scheduler_interval_ms / 1000.0, 300.0);
 }
 
-// Refreshes one stream table in its own transaction. `only_if_changed`: skip when no source changed.
+// Refreshes the due members of one connected group in one transaction: every member is locked first,
+// then one snapshot is taken and shared, so a stream table reading two others that share an ancestor
+// sees them at the same moment. Each member runs in a subtransaction: a failure rolls back that member
+// only, and the members downstream of it wait for the next tick.
 void
-RefreshOne(int64_t pgt_id, bool only_if_changed, const std::string &name) {
+RefreshGroup(const Tick &tick, const std::vector<int64_t> &members) {
 	double started = NowSeconds();
-	std::string failure;
 	StartTransactionCommand();
 	SetCurrentStatementStartTimestamp();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pg_trickle refresh");
-	bool failed = false;
 	try {
 		pg::SpiSession spi;
-		auto st = catalog::FindStreamTableById(spi, pgt_id);
-		if (st && st->status == "ACTIVE" && (!only_if_changed || refresh::HasPendingChanges(spi, *st))) {
-			refresh::RefreshResult r = refresh::RefreshStreamTable(spi, *st, refresh::InitiatedBy::Scheduler);
-			Notify(spi, "refresh_completed", pgt_id,
-			       "{\"action\": \"" + r.action + "\", \"rows_inserted\": " + std::to_string(r.rows_inserted) +
-			           ", \"rows_deleted\": " + std::to_string(r.rows_deleted) + "}");
-			Backoffs().erase(pgt_id);
+		for (int64_t id : members) {
+			Oid relid = tick.relids.at(id);
+			pg::PgCall([&]() { LockRelationOid(relid, ExclusiveLock); });
 		}
+		Snapshot shared = pg::PgCall([]() { return RegisterSnapshot(GetLatestSnapshot()); });
+		std::set<int64_t> failed;
+		for (int64_t id : members) {
+			bool upstream_failed = false;
+			for (int64_t up : tick.upstream.count(id) ? tick.upstream.at(id) : std::vector<int64_t>{})
+				upstream_failed = upstream_failed || failed.count(up);
+			if (upstream_failed) {
+				failed.insert(id);
+				continue;
+			}
+			auto error = pg::TrySubtransaction([&]() {
+				auto st = catalog::FindStreamTableById(spi, id);
+				if (!st || st->status != "ACTIVE")
+					return;
+				refresh::RefreshResult r =
+				    refresh::RefreshStreamTable(spi, *st, refresh::InitiatedBy::Scheduler, shared);
+				Notify(spi, "refresh_completed", id,
+				       "{\"action\": \"" + r.action + "\", \"rows_inserted\": " + std::to_string(r.rows_inserted) +
+				           ", \"rows_deleted\": " + std::to_string(r.rows_deleted) + "}");
+			});
+			if (error) {
+				failed.insert(id);
+				ereport(LOG, (errmsg("pg_trickle: refresh of stream table %s failed: %s", tick.names.at(id).c_str(),
+				                     error->c_str())));
+				RecordFailure(spi, id, *error, started);
+			} else {
+				Backoffs().erase(id);
+			}
+		}
+		pg::PgCall([&]() { UnregisterSnapshot(shared); });
 	} catch (const std::exception &e) {
-		failed = true;
-		failure = e.what();
-	}
-	if (failed) {
-		// Roll back whatever the refresh did; the error state was already flushed by the bridge.
+		std::string msg = e.what();
 		MemoryContextSwitchTo(TopMemoryContext);
 		AbortCurrentTransaction();
 		pg::ClearPgErrorPending();
-		ereport(LOG, (errmsg("pg_trickle: refresh of stream table %s failed: %s", name.c_str(), failure.c_str())));
-		RecordFailure(pgt_id, failure, started);
-	} else {
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		ereport(LOG, (errmsg("pg_trickle: refreshing a group of stream tables failed: %s", msg.c_str())));
+		pgstat_report_activity(STATE_IDLE, nullptr);
+		return;
 	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-// Deletes history older than pg_trickle.history_retention_days (at most once a minute).
 void
 PruneHistory(double &last_prune) {
 	double now = NowSeconds();
@@ -377,13 +415,12 @@ SchedulerLoop() {
 			proc_exit(0); // the launcher probes this database again later
 		if (guc::scheduler_enabled) {
 			MemoryContextSwitchTo(tick_cxt);
-			std::map<int64_t, std::string> names;
-			TickPlan plan;
+			Tick tick;
 			bool planned = false;
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
 			try {
-				plan = PlanThisTick(names);
+				tick = PlanThisTick();
 				planned = true;
 			} catch (const std::exception &e) {
 				std::string msg = e.what();
@@ -395,11 +432,15 @@ SchedulerLoop() {
 			if (planned) {
 				PopActiveSnapshot();
 				CommitTransactionCommand();
-				next_due = plan.next_due;
-				for (int64_t id : plan.order) {
+				next_due = tick.plan.next_due;
+				for (const auto &group : tick.groups) {
 					CHECK_FOR_INTERRUPTS();
-					if (plan.due.count(id) || plan.on_change.count(id))
-						RefreshOne(id, false, names[id]);
+					std::vector<int64_t> members;
+					for (int64_t id : group)
+						if (tick.plan.due.count(id) || tick.plan.on_change.count(id))
+							members.push_back(id);
+					if (!members.empty())
+						RefreshGroup(tick, members);
 				}
 			}
 			PruneHistory(last_prune);

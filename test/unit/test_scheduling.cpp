@@ -90,6 +90,27 @@ TEST(Scheduling, BackoffDelaysRetry) {
 	EXPECT_DOUBLE_EQ(RetryBackoffSeconds(10, 2, 60), 60);
 }
 
+TEST(Scheduling, DiamondPullsAllUpstreamWhateverTheirSchedule) {
+	// base table 100 -> 1 (every 5m) and 2 (calculated) -> 3 (every 1s)
+	std::vector<SchedNode> nodes{Node(1, "5m", 0), Node(2, "calculated", 0), Node(3, "1s", 0, {1, 2})};
+	nodes[0].base_sources = {100};
+	nodes[1].base_sources = {100};
+	TickPlan p = PlanTick(nodes, 1);
+	EXPECT_EQ(p.due, (std::set<int64_t>{1, 2, 3}));
+	// Without the shared base table it is not a diamond: the 5-minute one keeps its pace.
+	nodes[1].base_sources = {200};
+	p = PlanTick(nodes, 1);
+	EXPECT_EQ(p.due, (std::set<int64_t>{2, 3}));
+}
+
+TEST(Scheduling, ConnectedGroupsInTopologicalOrder) {
+	std::vector<SchedNode> nodes{Node(4, "1s", 0), Node(3, "1s", 0, {1}), Node(1, "1s", 0), Node(2, "1s", 0, {3})};
+	auto groups = ConnectedGroups(nodes);
+	ASSERT_EQ(groups.size(), 2u);
+	EXPECT_EQ(groups[0], (std::vector<int64_t>{1, 3, 2}));
+	EXPECT_EQ(groups[1], (std::vector<int64_t>{4}));
+}
+
 TEST(Scheduling, EffectiveScheduleIsTightestConsumer) {
 	// 1 calculated feeds 2 (5m) and 3 (calculated -> 4 at 30s); 5 calculated alone.
 	std::vector<SchedNode> nodes{Node(1, "calculated", 0), Node(2, "5m", 0, {1}), Node(3, "calculated", 0, {1}),

@@ -182,6 +182,30 @@ SourceHasPending(pg::SpiSession &spi, Oid source, const pg::SqlParams &frontier)
 	return r.Bool(0, 0);
 }
 
+void Notify(pg::SpiSession &spi, const char *event, int64_t pgt_id, const std::string &extra_json_pairs);
+
+// stale_data alert: an active stream table whose data is older than twice its effective schedule
+// (once per episode: again only after it has been fresh in between).
+void
+AlertStale(pg::SpiSession &spi, const std::vector<SchedNode> &nodes, double now) {
+	static std::set<int64_t> alerted;
+	auto effective = EffectiveSchedules(nodes);
+	for (const auto &n : nodes) {
+		std::optional<int64_t> e = effective[n.id];
+		bool stale = n.active && e && n.last_refresh >= 0 && now - n.last_refresh > 2.0 * static_cast<double>(*e);
+		if (!stale) {
+			alerted.erase(n.id);
+			continue;
+		}
+		if (!alerted.insert(n.id).second)
+			continue;
+		char payload[160];
+		snprintf(payload, sizeof payload, "{\"staleness_seconds\": %.1f, \"schedule_seconds\": %lld}", now - n.last_refresh,
+		         static_cast<long long>(*e));
+		Notify(spi, "stale_data", n.id, payload);
+	}
+}
+
 // Reads the graph and decides what this tick refreshes. Stream tables that follow their sources
 // (on_change) are kept in the plan only if a source has changes they have not consumed.
 struct Tick {
@@ -248,8 +272,10 @@ PlanThisTick() {
 			names[n.id] = rows.Text(i, 5);
 			nodes.push_back(std::move(n));
 		}
-		plan = PlanTick(nodes, NowSeconds());
+		double now = NowSeconds();
+		plan = PlanTick(nodes, now);
 		tick.groups = ConnectedGroups(nodes);
+		AlertStale(spi, nodes, now);
 		tick.upstream = upstream;
 		std::set<int64_t> pending;
 		for (size_t i = 0; i < rows.Count(); i++) {

@@ -309,3 +309,25 @@ def test_diamond_never_mixes_versions_under_writes(sdb, sched_cluster):
     assert len(refreshes_seen) >= 3, "bottom was not refreshed while the writer ran"
     assert bad == 0, f"{bad} rows of bottom combined different versions of base"
     wait_until_matches(c, [("lhs", "SELECT id, v FROM base"), ("bottom", qb)], timeout=5)
+
+
+def test_stale_data_alert(cluster_factory):
+    cl = cluster_factory.new("sched_stale", extra_conf=SCHED_CONF + "pg_trickle.max_consecutive_errors = 100\n")
+    c = cl.connect()
+    received = []
+    c.add_notify_handler(lambda n: received.append(json.loads(n.payload)))
+    c.execute("LISTEN pg_trickle_alert")
+    c.execute("CREATE EXTENSION pg_trickle")
+    c.execute("CREATE TABLE t (id int PRIMARY KEY, v int)")
+    c.execute("INSERT INTO t VALUES (1, 1)")
+    create_st(c, "breaks", "SELECT id, 10 / (v - 2) AS x FROM t", schedule="1s")
+    c.execute("UPDATE t SET v = 2")  # every refresh fails from now on; the data ages
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "stale_data" not in [e["event"] for e in received]:
+        c.execute("SELECT 1")
+        time.sleep(0.2)
+    stale = [e for e in received if e["event"] == "stale_data"]
+    assert len(stale) == 1, received
+    assert stale[0]["pgt_name"] == "breaks" and stale[0]["staleness_seconds"] >= 2 and stale[0]["schedule_seconds"] == 1
+    assert c.execute("SELECT stale FROM pgtrickle.stream_tables_info WHERE pgt_name = 'breaks'").fetchone()[0]
+    c.close()

@@ -242,9 +242,10 @@ AS $$
 	ORDER BY path
 $$;
 
+-- SECURITY DEFINER: the scheduler's row in pg_stat_activity is visible to every caller.
 CREATE FUNCTION pgtrickle.health_check()
 RETURNS TABLE (check_name text, severity text, detail text)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT 'scheduler_running',
@@ -291,7 +292,7 @@ $$;
 CREATE FUNCTION pgtrickle.change_buffer_sizes()
 RETURNS TABLE (stream_table text, source_table text, source_oid oid, cdc_mode text, pending_rows bigint,
                buffer_bytes bigint)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE SECURITY DEFINER  -- buffers are not readable by ordinary roles; their sizes are
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -35,6 +35,10 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
 #include "utils/typcache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "access/table.h"
+#include "catalog/pg_index.h"
 #include "utils/syscache.h"
 #include "parser/parsetree.h"
 #include "catalog/pg_namespace.h"
@@ -199,12 +203,15 @@ CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping) {
 		return false;
 	}
 	if (!allow_grouping && (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause)) {
-		Unsupported(ctx, "%s", "aggregation or DISTINCT inside a subquery is not maintained differentially yet");
+		Unsupported(ctx, "%s", depth <= 1 ? "DISTINCT together with GROUP BY or aggregates is not maintained "
+		                                    "differentially yet"
+		                                  : "aggregation or DISTINCT inside a subquery is not maintained "
+		                                    "differentially yet");
 		return false;
 	}
 	if (q->setOperations) {
 		if (!IsUnionAllTree(q->setOperations)) {
-			Unsupported(ctx, "%s", depth == 0 ? "INTERSECT/EXCEPT (and UNION inside other set operations) are "
+			Unsupported(ctx, "%s", depth <= 1 ? "INTERSECT/EXCEPT (and UNION inside other set operations) are "
 			                                    "not maintained differentially yet"
 			                                  : "set operations other than UNION ALL inside a subquery are not "
 			                                    "maintained differentially yet");
@@ -408,7 +415,15 @@ void
 ReplaceWithWeighted(RangeTblEntry *rte, const char *sql) {
 	Query *sub = ParseGenerated(sql);
 	char *refname = rte->eref->aliasname;
-	List *colnames = list_copy(rte->eref->colnames);
+	// Dropped columns have empty names in eref; give every position a name for the alias list.
+	List *colnames = NIL;
+	int pos = 1;
+	ListCell *lc;
+	foreach (lc, rte->eref->colnames) {
+		const char *name = strVal(lfirst(lc));
+		colnames = lappend(colnames, makeString(name[0] ? pstrdup(name) : psprintf("__pgt_dropped_%d", pos)));
+		pos++;
+	}
 	colnames = lappend(colnames, makeString(pstrdup("__pgt_w")));
 	rte->rtekind = RTE_SUBQUERY;
 	rte->subquery = sub;
@@ -498,6 +513,144 @@ FlattenInnerJoins(Query *q) {
 	return q;
 }
 
+// The attribute numbers of a key of `relid` (primary key, or a unique index over NOT NULL columns
+// without expressions or predicate); NIL if it has none.
+List *
+RelationKey(Oid relid) {
+	Relation rel = table_open(relid, AccessShareLock);
+	List *indexes = RelationGetIndexList(rel);
+	List *best = NIL;
+	ListCell *lc;
+	foreach (lc, indexes) {
+		HeapTuple tp = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		if (!HeapTupleIsValid(tp))
+			continue;
+		auto *idx = reinterpret_cast<Form_pg_index>(GETSTRUCT(tp));
+		bool usable = (idx->indisprimary || idx->indisunique) && idx->indimmediate &&
+		              heap_attisnull(tp, Anum_pg_index_indexprs, nullptr) &&
+		              heap_attisnull(tp, Anum_pg_index_indpred, nullptr);
+		List *cols = NIL;
+		for (int i = 0; usable && i < idx->indnkeyatts; i++) {
+			AttrNumber att = idx->indkey.values[i];
+			Form_pg_attribute a = TupleDescAttr(RelationGetDescr(rel), att - 1);
+			if (att <= 0 || !a->attnotnull)
+				usable = false;
+			else
+				cols = lappend_int(cols, att);
+		}
+		if (usable && (best == NIL || idx->indisprimary || list_length(cols) < list_length(best)))
+			best = cols;
+		ReleaseSysCache(tp);
+	}
+	table_close(rel, AccessShareLock);
+	return best;
+}
+
+// Positional column list d."__pgt_c1", ... for a relation of n attributes, and the names list.
+char *
+PositionalNames(int n) {
+	StringInfoData s;
+	initStringInfo(&s);
+	for (int i = 1; i <= n; i++)
+		appendStringInfo(&s, "\"__pgt_c%d\", ", i);
+	return s.data;
+}
+
+char *
+PositionalRefs(const char *alias, int n) {
+	StringInfoData s;
+	initStringInfo(&s);
+	for (int i = 1; i <= n; i++)
+		appendStringInfo(&s, "%s%s.\"__pgt_c%d\"", i > 1 ? ", " : "", alias, i);
+	return s.data;
+}
+
+// Consistent-state delta of an inner join whose inputs all have keys:
+//   Δ = Σi K<i ⋈ Pi ⋈ X₁>i  −  Σi K<i ⋈ Ni ⋈ X₀>i
+// where Pi / Ni are the rows the window inserted / deleted (net), Ki the rows it left alone (X₁ minus
+// the keys it touched) and X₀ = K ∪ N. Every term joins rows of one state only (the new one, or the
+// old one), so no expression of the query is evaluated on a combination of rows that never coexisted
+// (the plain telescoping sum pairs new rows of one input with old rows of another).
+char *
+ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
+	int n = list_length(inputs);
+	char **pos = static_cast<char **>(palloc(sizeof(char *) * n));
+	char **neg = static_cast<char **>(palloc(sizeof(char *) * n));
+	char **kept = static_cast<char **>(palloc(sizeof(char *) * n));
+	char **before = static_cast<char **>(palloc(sizeof(char *) * n));
+	for (int i = 0; i < n; i++) {
+		RangeTblEntry *rte = rt_fetch(list_nth_int(inputs, i), q->rtable);
+		int ncols = list_length(rte->eref->colnames);
+		char *names = PositionalNames(ncols);
+		char *delta = BaseDeltaSql(rte);
+		pos[i] = psprintf("SELECT %s, d.\"__pgt_cw\" AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
+		                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.>) 0",
+		                  PositionalRefs("d", ncols), delta, names);
+		neg[i] = psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
+		                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
+		                  PositionalRefs("d", ncols), delta, names);
+		StringInfoData match;
+		initStringInfo(&match);
+		ListCell *lc;
+		foreach (lc, RelationKey(rte->relid)) {
+			int att = lfirst_int(lc);
+			appendStringInfo(&match, "%sk.\"__pgt_c%d\" OPERATOR(pg_catalog.=) a.%s", match.len ? " AND " : "", att,
+			                 quote_identifier(get_attname(rte->relid, static_cast<AttrNumber>(att), false)));
+		}
+		kept[i] = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s%s.%s a WHERE NOT EXISTS "
+		                   "(SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s)",
+		                   RelationColumns(rte->relid, "a", false), rte->inh ? "" : "ONLY ",
+		                   quote_identifier(get_namespace_name(get_rel_namespace(rte->relid))),
+		                   quote_identifier(get_rel_name(rte->relid)), delta, names, match.data);
+		before[i] = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", kept[i], neg[i]);
+	}
+	StringInfoData s;
+	initStringInfo(&s);
+	for (int side = 0; side < 2; side++) {
+		for (int i = 0; i < n; i++) {
+			Query *term = static_cast<Query *>(copyObject(q));
+			term->sortClause = NIL;
+			term->targetList = VisibleTargets(term->targetList);
+			Expr *weight = nullptr;
+			for (int j = 0; j < n; j++) {
+				if (side == 0 && j > i)
+					continue; // the live table as it is now
+				Index rtindex = list_nth_int(inputs, j);
+				RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
+				const char *sql = j < i ? kept[j] : j == i ? (side == 0 ? pos[j] : neg[j]) : before[j];
+				ReplaceWithWeighted(rte, sql);
+				Expr *w = WeightVar(rtindex, rte);
+				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
+			}
+			if (side == 1)
+				weight = make_opclause(mul, INT8OID, false, weight,
+				                       reinterpret_cast<Expr *>(makeConst(INT8OID, -1, InvalidOid, 8,
+				                                                          Int64GetDatum(-1), false, true)),
+				                       InvalidOid, InvalidOid);
+			if (IsA(weight, OpExpr))
+				set_opfuncid(reinterpret_cast<OpExpr *>(weight));
+			term->targetList = lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1,
+			                                                                 pstrdup("__pgt_w"), false));
+			if (s.len > 0)
+				appendStringInfoString(&s, "\nUNION ALL\n");
+			appendStringInfoString(&s, Deparse(term));
+		}
+	}
+	return s.data;
+}
+
+// True if every input is a base table with a key whose change window can be consolidated.
+bool
+InputsKeyed(Query *q, List *inputs) {
+	ListCell *lc;
+	foreach (lc, inputs) {
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), q->rtable);
+		if (rte->rtekind != RTE_RELATION || !AllColumnsGroupable(rte->relid) || RelationKey(rte->relid) == NIL)
+			return false;
+	}
+	return true;
+}
+
 // Delta of a select-project-join level (or UNION ALL), producing its visible columns + "__pgt_w".
 char *
 DeltaOfQuery(Query *q) {
@@ -521,6 +674,8 @@ DeltaOfQuery(Query *q) {
 	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &inputs);
 	int n = list_length(inputs);
 	Oid mul = OpernameGetOprid(list_make1(makeString(pstrdup("*"))), INT8OID, INT8OID);
+	if (n > 1 && InputsKeyed(q, inputs))
+		return ConsistentJoinDelta(q, inputs, mul);
 
 	// Each input's delta and post-state, generated once.
 	char **delta = static_cast<char **>(palloc(sizeof(char *) * n));

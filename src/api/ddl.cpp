@@ -29,6 +29,10 @@ OnSqlDrop(FunctionCallInfo fcinfo) {
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState, "_on_sql_drop() must be called as an event trigger");
 	if (internal_ddl_depth > 0)
 		return; // pg_trickle's own DDL keeps the catalog right by itself
+	internal_ddl_depth++;
+	struct Leave {
+		~Leave() { internal_ddl_depth--; }
+	} leave;
 	pg::SpiSession spi;
 	pg::SpiRows dropped = spi.Query("SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects() "
 	                                "WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objsubid = 0");
@@ -84,6 +88,11 @@ OnDdlEnd(FunctionCallInfo fcinfo) {
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState, "_on_ddl_end() must be called as an event trigger");
 	if (internal_ddl_depth > 0)
 		return;
+	// What this function does (triggers on partitions, buffer columns) is pg_trickle's own DDL.
+	internal_ddl_depth++;
+	struct Leave {
+		~Leave() { internal_ddl_depth--; }
+	} leave;
 	pg::SpiSession spi;
 	pg::SpiRows cmds = spi.Query(
 	    "SELECT DISTINCT c.objid, COALESCE(pg_catalog.pg_partition_root(c.objid)::pg_catalog.oid, c.objid) "
@@ -96,20 +105,21 @@ OnDdlEnd(FunctionCallInfo fcinfo) {
 		Oid root = static_cast<Oid>(cmds.Int64(i, 1));
 		pg::SpiRows kind = spi.Query("SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
 		                             pg::SqlParams().Oid(root));
-		if (kind.Count() && kind.Text(0, 0) == "p")
-			cdc::EnsurePartitionTriggers(spi, root);
-		if (relid != root)
+		bool rows_moved = kind.Count() && kind.Text(0, 0) == "p" && cdc::EnsurePartitionTriggers(spi, root);
+		if (relid != root && !rows_moved)
 			continue;
-		if (cdc::SyncBufferColumns(spi, relid) != cdc::BufferSync::ColumnsChanged)
+		bool columns_changed = relid == root && cdc::SyncBufferColumns(spi, relid) == cdc::BufferSync::ColumnsChanged;
+		if (!columns_changed && !rows_moved)
 			continue;
+		relid = root;
 		pg::SpiRows readers = spi.Query(
 		    "UPDATE pgtrickle.pgt_stream_tables SET needs_reinit = true, updated_at = pg_catalog.now() "
 		    "WHERE pgt_id IN (SELECT pgt_id FROM pgtrickle.pgt_dependencies WHERE source_relid = $1) "
 		    "RETURNING pgt_schema || '.' || pgt_name, "
 		    "pg_catalog.pg_notify('pg_trickle_alert', pg_catalog.jsonb_build_object('event', 'reinitialize_needed', "
 		    "'pgt_schema', pgt_schema, 'pgt_name', pgt_name, 'st', pgt_schema || '.' || pgt_name, "
-		    "'reason', 'columns of source ' || $1::pg_catalog.regclass::text || ' changed')::text)",
-		    pg::SqlParams().Oid(relid));
+		    "'reason', $2 || $1::pg_catalog.regclass::text)::text)",
+		    pg::SqlParams().Oid(relid).Text(columns_changed ? "columns changed on source " : "partitions attached to or detached from source "));
 		std::vector<std::string> names;
 		for (size_t r = 0; r < readers.Count(); r++)
 			names.push_back(readers.Text(r, 0));

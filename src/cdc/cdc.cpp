@@ -56,7 +56,7 @@ InstallTriggers(pg::SpiSession &spi, const std::string &target) {
 
 } // namespace
 
-void
+bool
 EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid) {
 	// A partitioned table's statement triggers fire only for statements naming it; statements naming a
 	// partition fire that partition's own triggers. So every partition (also ones attached later) gets
@@ -68,11 +68,26 @@ EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid) {
 	    "(SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'pgt_capture_ins') "
 	    "ORDER BY t.level, c.relname",
 	    pg::SqlParams().Oid(root_relid));
-	if (parts.Count() == 0)
-		return;
+	bool had_rows = false;
 	pg::AsRole as_owner(pg::ExtensionOwner(spi));
-	for (size_t i = 0; i < parts.Count(); i++)
+	for (size_t i = 0; i < parts.Count(); i++) {
 		InstallTriggers(spi, parts.Text(i, 0));
+		// A table attached with rows brings them in without any change having been captured.
+		had_rows = had_rows || spi.Query("SELECT EXISTS (SELECT 1 FROM " + parts.Text(i, 0) + ")").Bool(0, 0);
+	}
+	// Tables detached from the tree keep their capture triggers: remove them (their rows left the
+	// source without any change having been captured).
+	pg::SpiRows orphans = spi.Query(
+	    "SELECT DISTINCT g.tgrelid::pg_catalog.regclass::text FROM pg_catalog.pg_trigger g "
+	    "WHERE g.tgname = 'pgt_capture_ins' AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_change_tracking t "
+	    "WHERE t.source_relid = g.tgrelid) AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_change_tracking t "
+	    "WHERE t.source_relid = COALESCE(pg_catalog.pg_partition_root(g.tgrelid)::pg_catalog.oid, g.tgrelid))");
+	for (size_t i = 0; i < orphans.Count(); i++) {
+		for (const char *t : kTriggerNames)
+			spi.Exec(std::string("DROP TRIGGER IF EXISTS ") + t + " ON " + orphans.Text(i, 0));
+		had_rows = true;
+	}
+	return had_rows;
 }
 
 void
@@ -239,6 +254,7 @@ struct CapturePlans {
 	std::string sql[kOpCount];
 	Oid owner = InvalidOid;
 	bool valid = false;
+	bool untracked = false;
 };
 
 std::unordered_map<Oid, CapturePlans> &
@@ -295,6 +311,7 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 	if (plans.valid)
 		return plans;
 	FreePlans(plans);
+	plans.untracked = false;
 
 	// The tracking row is the relation's own, or (for a partition) its partitioned root's.
 	// Right after pg_restore (before the catalog is re-linked) OIDs are stale: match by name then.
@@ -315,11 +332,13 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 	                                           "FROM ") +
 	                                   kTracking + " t",
 	                               pg::SqlParams().Oid(relid));
-	if (header.Count() == 0)
-		throw UserError(sqlstate::kObjectNotInPrerequisiteState,
-		                "no change buffer exists for relation with OID " + std::to_string(relid),
-		                "The capture trigger outlived its change buffer.",
-		                "Drop the pgt_capture_* triggers on this table, or recreate the stream table.");
+	if (header.Count() == 0) {
+		// No stream table reads this relation any more (e.g. a partition detached from a captured
+		// table): a buffer exists exactly while a reader does, so there is nothing to record.
+		plans.valid = true;
+		plans.untracked = true;
+		return plans;
+	}
 	std::string buf = QuoteQualified("pgtrickle_changes", header.Text(0, 0));
 	plans.owner = static_cast<Oid>(header.Int64(0, 1));
 	std::vector<std::string> target{"\"__pgt_xid\"", "\"__pgt_op\"", "\"__pgt_cid\""};
@@ -385,6 +404,8 @@ CaptureImpl(FunctionCallInfo fcinfo) {
 		extension_owner = pg::ExtensionOwner(spi);
 	pg::AsRole as_extension_owner(extension_owner);
 	CapturePlans &plans = GetPlans(spi, relid);
+	if (plans.untracked)
+		return PointerGetDatum(nullptr);
 	if (!plans.plans[op])
 		plans.plans[op] = PrepareKept(plans.sql[op]);
 	SPIPlanPtr plan = plans.plans[op];

@@ -17,8 +17,10 @@ void EnsureCapture(pg::SpiSession &spi, const SourceRelation &source);
 // new ones added.
 enum class BufferSync { Unchanged, ColumnsAdded, ColumnsChanged };
 BufferSync SyncBufferColumns(pg::SpiSession &spi, Oid source_relid);
-// Installs the capture triggers on partitions of a captured partitioned table that lack them.
-void EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid);
+// Installs the capture triggers on partitions of a captured partitioned table that lack them, and
+// removes them from tables detached since. Returns true if rows entered or left the table that way
+// (its readers must then be reinitialised).
+bool EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid);
 // Drops the buffer and triggers of `source_relid` if no stream table reads it any more.
 void DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid);
 // Deletes buffer rows every consumer has consumed. Skips rows another transaction is deleting.

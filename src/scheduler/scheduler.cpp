@@ -233,7 +233,7 @@ PlanThisTick() {
 		pg::SpiRows rows = spi.Query(
 		    "SELECT pgt_id, status, COALESCE(schedule, 'calculated'), is_populated, "
 		    "COALESCE(extract(epoch FROM last_refresh_at)::float8, -1), pgt_schema || '.' || pgt_name, "
-		    "frontier::text, frontier_xid::text, frontier_cid, needs_reinit "
+		    "frontier::text, frontier_xid::text, frontier_cid, needs_reinit, consecutive_errors "
 		    "FROM pgtrickle.pgt_stream_tables ORDER BY pgt_id",
 		    {}, true);
 		pg::SpiRows captured = spi.Query("SELECT pgt_id, source_relid FROM pgtrickle.pgt_dependencies "
@@ -264,7 +264,9 @@ PlanThisTick() {
 			}
 			n.populated = rows.Bool(i, 3);
 			n.last_refresh = rows.Float8(i, 4);
-			n.not_before = Backoffs()[n.id].not_before;
+			if (rows.Int64(i, 10) == 0)
+				Backoffs().erase(n.id); // resumed (or succeeded) since: no backoff
+			n.not_before = Backoffs().count(n.id) ? Backoffs()[n.id].not_before : 0;
 			n.upstream = upstream[n.id];
 			for (Oid src : sources[n.id])
 				if (!st_relids.count(src))
@@ -329,8 +331,8 @@ RecordFailure(pg::SpiSession &spi, int64_t pgt_id, const std::string &message, d
 		return;
 	int errors = static_cast<int>(r.Int64(0, 0));
 	spi.Exec("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, start_time, end_time, action, status, "
-	         "error_message, initiated_by) VALUES ($1, pg_catalog.to_timestamp($2), pg_catalog.clock_timestamp(), "
-	         "'FULL', 'FAILED', $3, 'SCHEDULER')",
+	         "error_message, initiated_by) SELECT $1, pg_catalog.to_timestamp($2), pg_catalog.clock_timestamp(), "
+	         "refresh_mode, 'FAILED', $3, 'SCHEDULER' FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1",
 	         pg::SqlParams().Int64(pgt_id).Float8(started).Text(message));
 	pg::SpiRows payload = spi.Query("SELECT pg_catalog.jsonb_build_object('error', $1::text, "
 	                                "'consecutive_errors', $2::int)::text",
@@ -350,8 +352,8 @@ RecordFailure(pg::SpiSession &spi, int64_t pgt_id, const std::string &message, d
 void
 RefreshGroup(const Tick &tick, const std::vector<int64_t> &members) {
 	double started = NowSeconds();
+	SetCurrentStatementStartTimestamp(); // now() of the transaction
 	StartTransactionCommand();
-	SetCurrentStatementStartTimestamp();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pg_trickle refresh");
 	try {
@@ -376,7 +378,8 @@ RefreshGroup(const Tick &tick, const std::vector<int64_t> &members) {
 					return;
 				refresh::RefreshResult r =
 				    refresh::RefreshStreamTable(spi, *st, refresh::InitiatedBy::Scheduler, shared);
-				Notify(spi, "refresh_completed", id,
+				if (r.action != "NO_DATA")
+					Notify(spi, "refresh_completed", id,
 				       "{\"action\": \"" + r.action + "\", \"rows_inserted\": " + std::to_string(r.rows_inserted) +
 				           ", \"rows_deleted\": " + std::to_string(r.rows_deleted) + "}");
 			});
@@ -401,6 +404,8 @@ RefreshGroup(const Tick &tick, const std::vector<int64_t> &members) {
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	// Table statistics (autovacuum and ANALYZE decisions, reltuples) see the scheduler's writes.
+	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
@@ -443,6 +448,7 @@ SchedulerLoop() {
 			MemoryContextSwitchTo(tick_cxt);
 			Tick tick;
 			bool planned = false;
+			SetCurrentStatementStartTimestamp();
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
 			try {

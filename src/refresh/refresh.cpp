@@ -313,8 +313,11 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	} else {
 		result.action = "FULL";
 		if (differential)
-			fallback_reason = !current->is_populated || !current->frontier ? "not populated yet"
-			                                                                : "reinitialization requested";
+			fallback_reason = !current->is_populated ? "not populated yet"
+			                  : current->needs_reinit
+			                      ? "reinitialization requested (a source's columns or partitions changed, or the "
+			                        "database was restored from a dump)"
+			                      : "no frontier to read changes from";
 	}
 
 	if (result.action == "FULL") {

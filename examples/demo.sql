@@ -5,11 +5,11 @@
 --
 --   psql -h 127.0.0.1 -p 5433 -U postgres -d demo -f examples/demo.sql
 --
--- What works today: stream tables are created and populated, every change to `orders` is captured
--- into a change buffer, and pgtrickle.refresh_stream_table() brings a stream table up to date.
--- What does not exist yet: a background scheduler (the schedules below are recorded, and
--- pgtrickle.stream_tables_info reports a table as stale once its schedule has passed, but nothing
--- refreshes on its own) and the differential engine (every refresh recomputes the query in full).
+-- Both stream tables are maintained DIFFERENTIAL (the default refresh mode, AUTO, chooses it for a
+-- filter and for a GROUP BY with count and sum): every change to `orders` is captured into a change
+-- buffer, and pg_trickle's background scheduler applies just those changes on each stream table's
+-- schedule — active_orders every 5 seconds, revenue_by_region every 10 seconds. Nothing needs to be
+-- refreshed by hand (pgtrickle.refresh_stream_table() still refreshes one at once, if you want).
 
 \set ON_ERROR_STOP on
 
@@ -41,7 +41,7 @@ SELECT pgtrickle.create_stream_table(
     query    => $$SELECT id, customer, region, amount, created_at
                   FROM public.orders
                   WHERE status = 'active'$$,
-    schedule => '30s')
+    schedule => '5s')
 WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables
                   WHERE pgt_schema = 'public' AND pgt_name = 'active_orders');
 
@@ -52,6 +52,6 @@ SELECT pgtrickle.create_stream_table(
                   FROM public.orders
                   WHERE status <> 'cancelled'
                   GROUP BY region$$,
-    schedule => '1m')
+    schedule => '10s')
 WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables
                   WHERE pgt_schema = 'public' AND pgt_name = 'revenue_by_region');

@@ -142,20 +142,23 @@ pg_trickle demo is running: PostgreSQL $("$PGBIN/pg_config" --version | sed 's/^
 Connect:
   $PGBIN/psql -h 127.0.0.1 -p $PORT -U postgres $DB
 
-Things to try (examples/demo.sql created the table orders and the stream tables
-active_orders and revenue_by_region):
-  SELECT * FROM revenue_by_region ORDER BY region;
+Things to try (examples/demo.sql created the table orders and two stream tables over it,
+active_orders and revenue_by_region, which pg_trickle's scheduler keeps up to date by itself):
+  SELECT region, orders, revenue FROM revenue_by_region ORDER BY region;
   INSERT INTO orders (customer, region, amount) VALUES ('alice', 'north', 250.00);
-  SELECT * FROM pgtrickle.change_buffer_sizes();      -- the insert waits in a change buffer
-  SELECT pgtrickle.refresh_stream_table('revenue_by_region');
-  SELECT * FROM revenue_by_region ORDER BY region;    -- north: one more order, 250.00 more revenue
+  SELECT pg_sleep(10);                                -- revenue_by_region is refreshed every 10 s
+  SELECT region, orders, revenue FROM revenue_by_region ORDER BY region;   -- north: +1, +250.00
+  SELECT action, initiated_by, rows_inserted, rows_deleted
+    FROM pgtrickle.get_refresh_history('revenue_by_region', 5);
   SELECT * FROM pgtrickle.pgt_status();
-  SELECT * FROM pgtrickle.pgt_refresh_history ORDER BY refresh_id DESC LIMIT 5;
+  SELECT property, value FROM pgtrickle.explain_st('revenue_by_region')
+    WHERE property IN ('refresh_mode', 'strategy', 'operator_tree');
+  SELECT * FROM pgtrickle.health_check();
 
-Refreshes are manual for now: there is no background scheduler yet, so a stream table changes
-only when you call pgtrickle.refresh_stream_table (the schedules are recorded, and
-pgtrickle.stream_tables_info shows when one has passed). Every refresh recomputes the query in
-full; the differential engine is not built yet.
+Both stream tables are DIFFERENTIAL: each refresh applies only the changes captured since the last
+one (or records NO_DATA when there are none). active_orders is refreshed every 5 seconds,
+revenue_by_region every 10. They carry hidden __pgt_* bookkeeping columns, which SELECT * shows:
+name the columns you want. A walkthrough: $PGT_ROOT/docs/GETTING_STARTED.md
 
 The server accepts connections from this machine only, without a password (trust): anyone
 with a login here can connect as superuser. Its log: $DEMO_DIR/server.log

@@ -44,7 +44,7 @@ CREATE TABLE pgtrickle.pgt_dependencies (
 	source_schema text NOT NULL,
 	source_name   text NOT NULL,
 	source_type   text NOT NULL
-	              CHECK (source_type IN ('TABLE', 'STREAM_TABLE', 'VIEW', 'MATVIEW', 'FOREIGN_TABLE')),
+	              CHECK (source_type IN ('TABLE', 'STREAM_TABLE', 'VIEW', 'MATVIEW', 'FOREIGN_TABLE', 'PARTITION')),
 	columns_used  text[],
 	cdc_mode      text NOT NULL DEFAULT 'TRIGGER' CHECK (cdc_mode IN ('TRIGGER', 'TRANSITIONING', 'WAL', 'NONE')),
 	PRIMARY KEY (pgt_id, source_relid)

@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
@@ -26,6 +27,8 @@ const char *
 SourceRelation::SourceType() const {
 	if (is_stream_table)
 		return "STREAM_TABLE";
+	if (is_partition)
+		return "PARTITION";
 	switch (relkind) {
 	case 'v':
 		return "VIEW";
@@ -244,6 +247,10 @@ AnalyzeDefiningQuery(const std::string &sql_in) {
 	}
 
 	// Sources.
+	std::vector<Oid> raw_relids;
+	foreach (lc, raw_analysis.relids)
+		raw_relids.push_back(lfirst_oid(lc));
+	std::vector<SourceRelation> extra_roots;
 	foreach (lc, raw_analysis.relids) {
 		Oid relid = lfirst_oid(lc);
 		SourceRelation src;
@@ -270,8 +277,36 @@ AnalyzeDefiningQuery(const std::string &sql_in) {
 				                "system table \"" + src.schema + "." + src.name +
 				                    "\" cannot be a source of a stream table",
 				                "Changes to system catalogs cannot be captured.");
+		bool is_partition = pg::PgCall([&]() { return get_rel_relispartition(relid); });
+		if (is_partition) {
+			// Writes usually go through the partitioned root, whose triggers capture them: the root is
+			// captured (and recorded as a source), the partition itself is not.
+			src.is_partition = true;
+			Oid root = pg::PgCall([&]() { return llast_oid(get_partition_ancestors(relid)); });
+			bool known = false;
+			for (const auto &s : result.sources)
+				known = known || s.relid == root;
+			for (Oid other : raw_relids)
+				known = known || other == root;
+			if (!known) {
+				SourceRelation r;
+				r.relid = root;
+				char *rs = nullptr;
+				char *rn = nullptr;
+				pg::PgCall([&]() {
+					r.relkind = get_rel_relkind(root);
+					rs = get_namespace_name(get_rel_namespace(root));
+					rn = get_rel_name(root);
+				});
+				r.schema = rs;
+				r.name = rn;
+				extra_roots.push_back(std::move(r));
+			}
+		}
 		result.sources.push_back(std::move(src));
 	}
+	for (auto &r : extra_roots)
+		result.sources.push_back(std::move(r));
 
 	// Volatile functions.
 	foreach (lc, raw_analysis.volatile_funcs) {

@@ -22,12 +22,13 @@ struct SourceRelation {
 	std::string schema;
 	std::string name;
 	bool is_stream_table = false;
+	bool is_partition = false; // a partition read directly: its changes are captured on its root
 	// 'TABLE', 'STREAM_TABLE', 'VIEW', 'MATVIEW', 'FOREIGN_TABLE'
 	const char *SourceType() const;
 	// Tables whose changes are captured by triggers.
 	bool
 	IsCaptured() const {
-		return relkind == 'r' || relkind == 'p';
+		return (relkind == 'r' || relkind == 'p') && !is_partition;
 	}
 };
 

@@ -81,6 +81,10 @@ DifferentialBlocker(const AnalyzedQuery &aq) {
 		return "the query contains a volatile expression";
 	}
 	for (const auto &s : aq.sources)
+		if (s.is_partition)
+			return "partition \"" + s.schema + "." + s.name + "\" is read directly; changes written through its "
+			       "partitioned table are captured for that table only (read the partitioned table instead)";
+	for (const auto &s : aq.sources)
 		if (s.relkind == 'm' || s.relkind == 'f')
 			return std::string(s.relkind == 'm' ? "materialized view" : "foreign table") + " \"" + s.schema + "." +
 			       s.name + "\" has no change capture";

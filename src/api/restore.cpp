@@ -59,7 +59,7 @@ RestoreStreamTables(pg::SpiSession &spi) {
 	    "SELECT DISTINCT d.source_relid, d.source_schema, d.source_name, c.relkind::text, "
 	    "EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = d.source_relid) "
 	    "FROM pgtrickle.pgt_dependencies d JOIN pg_catalog.pg_class c ON c.oid = d.source_relid "
-	    "WHERE c.relkind IN ('r', 'p')");
+	    "WHERE c.relkind IN ('r', 'p') AND d.source_type IN ('TABLE', 'STREAM_TABLE')");
 	for (size_t i = 0; i < sources.Count(); i++) {
 		SourceRelation src;
 		src.relid = static_cast<Oid>(sources.Int64(i, 0));

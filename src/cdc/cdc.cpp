@@ -75,8 +75,15 @@ EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid) {
 		// A table attached with rows brings them in without any change having been captured.
 		had_rows = had_rows || spi.Query("SELECT EXISTS (SELECT 1 FROM " + parts.Text(i, 0) + ")").Bool(0, 0);
 	}
-	// Tables detached from the tree keep their capture triggers: remove them (their rows left the
-	// source without any change having been captured).
+	return had_rows;
+}
+
+bool
+DropOrphanCaptureTriggers(pg::SpiSession &spi) {
+	// Tables detached from a captured tree keep their capture triggers: remove them (their rows left
+	// the source without any change having been captured).
+	bool found = false;
+	pg::AsRole as_owner(pg::ExtensionOwner(spi));
 	pg::SpiRows orphans = spi.Query(
 	    "SELECT DISTINCT g.tgrelid::pg_catalog.regclass::text FROM pg_catalog.pg_trigger g "
 	    "WHERE g.tgname = 'pgt_capture_ins' AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_change_tracking t "
@@ -85,9 +92,9 @@ EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid) {
 	for (size_t i = 0; i < orphans.Count(); i++) {
 		for (const char *t : kTriggerNames)
 			spi.Exec(std::string("DROP TRIGGER IF EXISTS ") + t + " ON " + orphans.Text(i, 0));
-		had_rows = true;
+		found = true;
 	}
-	return had_rows;
+	return found;
 }
 
 void

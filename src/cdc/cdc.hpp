@@ -17,10 +17,13 @@ void EnsureCapture(pg::SpiSession &spi, const SourceRelation &source);
 // new ones added.
 enum class BufferSync { Unchanged, ColumnsAdded, ColumnsChanged };
 BufferSync SyncBufferColumns(pg::SpiSession &spi, Oid source_relid);
-// Installs the capture triggers on partitions of a captured partitioned table that lack them, and
-// removes them from tables detached since. Returns true if rows entered or left the table that way
-// (its readers must then be reinitialised).
+// Installs the capture triggers on partitions of a captured partitioned table that lack them. Returns
+// true if such a partition already had rows (they entered the table uncaptured: readers must be
+// reinitialised).
 bool EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid);
+// Removes capture triggers from tables that no stream table reads any more, neither directly nor
+// through their partitioned root (a partition detached from a captured table). Returns true if any.
+bool DropOrphanCaptureTriggers(pg::SpiSession &spi);
 // Drops the buffer and triggers of `source_relid` if no stream table reads it any more.
 void DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid);
 // Deletes buffer rows every consumer has consumed. Skips rows another transaction is deleting.

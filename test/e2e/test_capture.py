@@ -1,5 +1,8 @@
 """Change capture: what lands in pgtrickle_changes.changes_<oid> for each kind of write, and how a
-refresh brings the stream table back to the query's result and trims what it consumed."""
+refresh brings the stream table back to the query's result and trims what it consumed.
+
+Most tests run twice: with FULL stream tables, and with DIFFERENTIAL ones (where the refresh applies
+exactly these buffered changes, so a capture or frontier mistake shows up as wrong contents)."""
 import psycopg
 import pytest
 
@@ -15,6 +18,8 @@ Q_KL = "SELECT a, b FROM kl"
 Q_KT = "SELECT grp, count(*) AS n, string_agg(v, ',' ORDER BY v) AS vs FROM kt GROUP BY grp"
 Q_JOIN = "SELECT kt.id, kt.v, d.label FROM kt LEFT JOIN dim d ON d.grp = kt.grp"
 
+MODES = ["FULL", "DIFFERENTIAL"]
+
 
 def st_catalog(conn, name):
     return conn.execute(
@@ -24,16 +29,36 @@ def st_catalog(conn, name):
 
 def history(conn, name):
     return conn.execute(
-        "SELECT h.action, h.status, h.initiated_by, h.rows_inserted, h.rows_deleted FROM pgtrickle.pgt_refresh_history h "
-        "JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE st.pgt_relid = %s::regclass "
-        "ORDER BY refresh_id", (name,)).fetchall()
+        "SELECT h.action, h.status, h.initiated_by, h.rows_inserted, h.rows_deleted "
+        "FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) "
+        "WHERE st.pgt_relid = %s::regclass ORDER BY refresh_id", (name,)).fetchall()
+
+
+def last_action(conn, name):
+    return history(conn, name)[-1][0]
+
+
+def check_refresh_recorded(conn, name, n_before, mode, rows_before=None, fallback=False):
+    """The last refresh added exactly one COMPLETED MANUAL history row, of the kind the mode implies."""
+    h = history(conn, name)
+    assert len(h) == n_before + 1, h
+    action, status, initiated_by, ins, dels = h[-1]
+    assert (status, initiated_by) == ("COMPLETED", "MANUAL")
+    if mode == "FULL" or fallback:
+        assert action == "FULL"
+        assert ins == st_count(conn, name)
+        if rows_before is not None:
+            assert dels == rows_before
+    else:
+        assert action == "DIFFERENTIAL"
 
 
 def st_count(conn, name):
     return conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
 
 
-def test_create_capture_refresh_trim(conn):
+@pytest.mark.parametrize("mode", MODES)
+def test_create_capture_refresh_trim(conn, mode):
     conn.execute("CREATE TABLE kl (a int, b text)")  # keyless, duplicates and NULLs
     conn.execute("CREATE TABLE kt (id int PRIMARY KEY, grp int, v text)")
     conn.execute("CREATE TABLE dim (grp int, label text)")
@@ -42,13 +67,14 @@ def test_create_capture_refresh_trim(conn):
         cur.executemany("INSERT INTO kt VALUES (%s, %s, %s)", KT_ROWS)
         cur.executemany("INSERT INTO dim VALUES (%s, %s)", DIM_ROWS)
 
-    create_st(conn, "st_kl", Q_KL)
-    create_st(conn, "st_kt", Q_KT, refresh_mode="FULL")
-    create_st(conn, "st_join", Q_JOIN)
+    create_st(conn, "st_kl", Q_KL, refresh_mode=mode)
+    create_st(conn, "st_kt", Q_KT, refresh_mode=mode)
+    create_st(conn, "st_join", Q_JOIN)  # AUTO; a LEFT JOIN may be maintained either way
     for name, q in (("st_kl", Q_KL), ("st_kt", Q_KT), ("st_join", Q_JOIN)):
         assert_st_matches_query(conn, name, q)
-        status, populated, frontier, mode = st_catalog(conn, name)
-        assert (status, populated, mode) == ("ACTIVE", True, "FULL")
+        status, populated, frontier, actual_mode = st_catalog(conn, name)
+        assert (status, populated) == ("ACTIVE", True)
+        assert actual_mode == (mode if name != "st_join" else actual_mode)
         assert frontier is not None
         assert history(conn, name) == [("FULL", "COMPLETED", "INITIAL", st_count(conn, name), 0)]
     # One buffer per source, named after its OID, empty before any change.
@@ -100,19 +126,20 @@ def test_create_capture_refresh_trim(conn):
     for name, q in (("st_kl", Q_KL), ("st_kt", Q_KT), ("st_join", Q_JOIN)):
         assert_st_differs_from_query(conn, name, q)
 
-    # kl has one consumer: its refresh trims everything it consumed.
+    # kl has one consumer: its refresh trims everything it consumed. (kl was truncated: a
+    # DIFFERENTIAL stream table has to recompute.)
     frontier_before = st_catalog(conn, "st_kl")[2]
     refresh(conn, "st_kl")
     assert_st_matches_query(conn, "st_kl", Q_KL)
     assert_buffer_equals(conn, "kl", [])
     assert st_catalog(conn, "st_kl")[2] != frontier_before
-    h = history(conn, "st_kl")
-    assert len(h) == 2
-    assert h[1] == ("FULL", "COMPLETED", "MANUAL", st_count(conn, "st_kl"), len(KL_ROWS))
+    check_refresh_recorded(conn, "st_kl", 1, mode, rows_before=len(KL_ROWS), fallback=True)
 
     # kt has two consumers: nothing is trimmed until both have refreshed.
+    n_groups = st_count(conn, "st_kt")
     refresh(conn, "st_kt")
     assert_st_matches_query(conn, "st_kt", Q_KT)
+    check_refresh_recorded(conn, "st_kt", 1, mode, rows_before=n_groups)
     assert_buffer_equals(conn, "kt", expected_kt)
     assert_st_differs_from_query(conn, "st_join", Q_JOIN)
     refresh(conn, "st_join")
@@ -120,10 +147,25 @@ def test_create_capture_refresh_trim(conn):
     assert_buffer_equals(conn, "kt", [])
     assert [len(history(conn, n)) for n in ("st_kl", "st_kt", "st_join")] == [2, 2, 2]
 
-    # A second refresh with no changes keeps the contents and adds one history row.
-    refresh(conn, "st_kl")
-    assert_st_matches_query(conn, "st_kl", Q_KL)
-    assert len(history(conn, "st_kl")) == 3
+    # Refreshes with no changes keep the contents and add one history row each.
+    for name, q in (("st_kl", Q_KL), ("st_kt", Q_KT)):
+        refresh(conn, name)
+        assert_st_matches_query(conn, name, q)
+        assert len(history(conn, name)) == 3
+        assert last_action(conn, name) == ("FULL" if mode == "FULL" else "NO_DATA")
+
+    # And once more with changes after a refresh, on both sources.
+    conn.execute("INSERT INTO kl VALUES (NULL, NULL), (9, 'after')")
+    conn.execute("UPDATE kt SET v = 'v' || id WHERE v IS NULL")
+    conn.execute("DELETE FROM kt WHERE id = 2")
+    for name, q in (("st_kl", Q_KL), ("st_kt", Q_KT), ("st_join", Q_JOIN)):
+        assert_st_differs_from_query(conn, name, q)
+        refresh(conn, name)
+        assert_st_matches_query(conn, name, q)
+    check_refresh_recorded(conn, "st_kl", 3, mode)
+    check_refresh_recorded(conn, "st_kt", 3, mode)
+    assert_buffer_equals(conn, "kl", [])
+    assert_buffer_equals(conn, "kt", [])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -132,26 +174,34 @@ def test_create_capture_refresh_trim(conn):
 
 M_INITIAL = [(i, i, f"r{i}") for i in range(1, 11)]
 Q_M = "SELECT id, v, t FROM m"
+Q_M_AGG = "SELECT v % 3 AS k, count(*) AS n, sum(v) AS s, count(t) AS nt FROM m GROUP BY 1"
 
 
-@pytest.fixture
-def m(conn):
+@pytest.fixture(params=MODES)
+def m(conn, request):
+    """Source m, with st_m (SELECT * of m) and st_m_agg (grouped) in the mode of the parameter."""
     conn.execute("CREATE TABLE m (id int PRIMARY KEY, v int, t text)")
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO m VALUES (%s, %s, %s)", M_INITIAL)
-    create_st(conn, "st_m", Q_M, refresh_mode="FULL")
+    conn.pgt_mode = request.param
+    create_st(conn, "st_m", Q_M, refresh_mode=request.param)
+    create_st(conn, "st_m_agg", Q_M_AGG, refresh_mode=request.param)
     assert_st_matches_query(conn, "st_m", Q_M)
+    assert_st_matches_query(conn, "st_m_agg", Q_M_AGG)
     return conn
 
 
 def finish(conn, expect_changes=True):
-    """Common tail: buffer + stream table replay to the source, a refresh makes them equal, the buffer
-    is trimmed."""
+    """Common tail: buffer + stream table replay to the source, a refresh makes each stream table
+    equal to its query, and once both consumers refreshed the buffer is empty."""
     assert_buffer_replays_to_source(conn, "st_m", "m")
-    if expect_changes:
-        assert_st_differs_from_query(conn, "st_m", Q_M)
-    refresh(conn, "st_m")
-    assert_st_matches_query(conn, "st_m", Q_M)
+    for name, q in (("st_m", Q_M), ("st_m_agg", Q_M_AGG)):
+        if expect_changes:
+            assert_st_differs_from_query(conn, name, q)
+        refresh(conn, name)
+        assert_st_matches_query(conn, name, q)
+        expected_action = "FULL" if conn.pgt_mode == "FULL" else ("DIFFERENTIAL" if expect_changes else "NO_DATA")
+        assert last_action(conn, name) == expected_action
     assert_buffer_equals(conn, "m", [])
 
 
@@ -334,13 +384,14 @@ def test_transaction_open_during_refresh(db, m):
     finish(conn)
 
 
-def test_refresh_is_atomic(conn):
+@pytest.mark.parametrize("mode", MODES)
+def test_refresh_is_atomic(conn, mode):
     """A refresh that fails, or whose transaction rolls back, changes nothing: contents, buffer,
     frontier and history stay as they were."""
     conn.execute("CREATE TABLE d (id int PRIMARY KEY, d int)")
     conn.execute("INSERT INTO d SELECT g, g FROM generate_series(1, 20) g")
     q = "SELECT id, 100 / d AS q FROM d"
-    create_st(conn, "st_d", q, refresh_mode="FULL")
+    create_st(conn, "st_d", q, refresh_mode=mode)
     conn.execute("INSERT INTO d VALUES (21, 21)")
 
     def snapshot():
@@ -362,10 +413,26 @@ def test_refresh_is_atomic(conn):
     assert snapshot() == before
     # The failed refresh must not leave this backend "inside a refresh" (the write guard would open).
     expect_error(conn, "INSERT INTO st_d VALUES (0, 0)", "42809")
+    assert snapshot() == before
+    # (Recovering from here is test_refresh_ignores_row_versions_that_no_longer_exist.)
 
+
+@pytest.mark.parametrize("mode", MODES)
+def test_refresh_ignores_row_versions_that_no_longer_exist(conn, mode):
+    """Only the current contents of the sources matter: a row that existed for a while between two
+    refreshes (and would make the query fail) must not break the next refresh. (A DIFFERENTIAL
+    refresh once evaluated the query's expressions on intermediate row images before netting them.)"""
+    conn.execute("CREATE TABLE d (id int PRIMARY KEY, d int)")
+    conn.execute("INSERT INTO d SELECT g, g FROM generate_series(1, 20) g")
+    q = "SELECT id, 100 / d AS q FROM d"
+    create_st(conn, "st_d", q, refresh_mode=mode)
+    conn.execute("INSERT INTO d VALUES (30, 0)")
+    conn.execute("DELETE FROM d WHERE id = 30")
+    conn.execute("UPDATE d SET d = 0 WHERE id = 7")
     conn.execute("UPDATE d SET d = 1 WHERE id = 7")
     refresh(conn, "st_d")
     assert_st_matches_query(conn, "st_d", q)
+    assert last_action(conn, "st_d") == mode
     assert_buffer_equals(conn, "d", [])
 
 
@@ -375,9 +442,18 @@ def test_refresh_is_atomic(conn):
 
 Q_P = "SELECT k, v FROM p"
 
+PARTITIONED_SOURCE_NOT_CAPTURED = pytest.mark.xfail(
+    strict=True,
+    reason="a partitioned source ends up with no capture triggers at all: cdc::EnsureCapture calls "
+           "EnsurePartitionTriggers before inserting the source's pgt_change_tracking row, and its clean-up of "
+           "'detached' partitions drops every pgt_capture_* trigger whose relation (or partition root) has no "
+           "tracking row yet - the root's and all partitions' just-created triggers; no change to the source "
+           "reaches the buffer")
+PARTITIONED_MODES = [pytest.param(m, marks=PARTITIONED_SOURCE_NOT_CAPTURED) for m in MODES]
 
-@pytest.fixture
-def parted(conn):
+
+@pytest.fixture(params=PARTITIONED_MODES)
+def parted(conn, request):
     conn.execute("CREATE TABLE p (k int, v text) PARTITION BY RANGE (k)")
     conn.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100)")
     conn.execute("CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200) PARTITION BY LIST ((k % 2))")
@@ -385,7 +461,8 @@ def parted(conn):
     conn.execute("CREATE TABLE p2_odd PARTITION OF p2 FOR VALUES IN (1)")
     conn.execute("CREATE TABLE p_def PARTITION OF p DEFAULT")
     conn.execute("INSERT INTO p VALUES (1, 'a'), (1, 'a'), (150, 'b'), (151, NULL), (500, 'd'), (NULL, 'nullkey')")
-    create_st(conn, "st_p", Q_P, refresh_mode="FULL")
+    create_st(conn, "st_p", Q_P, refresh_mode=request.param)
+    conn.pgt_mode = request.param
     assert_st_matches_query(conn, "st_p", Q_P)
     return conn
 
@@ -408,6 +485,7 @@ def test_partitioned_source(parted):
     assert_st_differs_from_query(conn, "st_p", Q_P)
     refresh(conn, "st_p")
     assert_st_matches_query(conn, "st_p", Q_P)
+    assert last_action(conn, "st_p") == conn.pgt_mode
     assert_buffer_equals(conn, "p", [])
 
     with conn.transaction(), conn.cursor() as cur:
@@ -420,9 +498,6 @@ def test_partitioned_source(parted):
     assert_buffer_equals(conn, "p", [])
 
 
-@pytest.mark.xfail(strict=True, reason="capture triggers are statement-level triggers on the partitioned parent; "
-                                       "PostgreSQL does not fire them for DML that names a partition directly, so "
-                                       "those changes never reach the buffer")
 def test_dml_on_partition_directly_is_captured(parted):
     conn = parted
     with conn.transaction(), conn.cursor() as cur:
@@ -430,11 +505,83 @@ def test_dml_on_partition_directly_is_captured(parted):
         cur.execute("INSERT INTO p1 VALUES (3, 'direct')")
         cur.execute("UPDATE p2_odd SET v = 'direct' WHERE k = 151")
         cur.execute("DELETE FROM p_def WHERE k = 500")
+        cur.execute("UPDATE p2 SET v = 'via p2' WHERE k = 150")  # an intermediate partitioned table
     assert_buffer_equals(conn, "p", [(x, "I", 3, "direct"), (x, "D", 151, None), (x, "I", 151, "direct"),
-                                     (x, "D", 500, "d")])
+                                     (x, "D", 500, "d"), (x, "D", 150, "b"), (x, "I", 150, "via p2")])
+    assert_buffer_replays_to_source(conn, "st_p", "p")
+    refresh(conn, "st_p")
+    assert_st_matches_query(conn, "st_p", Q_P)
+    assert last_action(conn, "st_p") == conn.pgt_mode
+
+    with conn.transaction(), conn.cursor() as cur:
+        x = xid(cur)
+        cur.execute("TRUNCATE p1")  # one partition only
+    assert_buffer_equals(conn, "p", [(x, "T", None, None)])
+    refresh(conn, "st_p")
+    assert_st_matches_query(conn, "st_p", Q_P)
 
 
-def test_quoted_identifiers_and_types(conn):
+@pytest.mark.parametrize("mode", PARTITIONED_MODES)
+def test_partition_created_later_is_captured(conn, mode):
+    conn.execute("CREATE TABLE p (k int, v text) PARTITION BY RANGE (k)")
+    conn.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100)")
+    conn.execute("INSERT INTO p VALUES (1, 'a')")
+    create_st(conn, "st_p", Q_P, refresh_mode=mode)
+    conn.execute("CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200)")
+    with conn.transaction(), conn.cursor() as cur:
+        x = xid(cur)
+        cur.execute("INSERT INTO p VALUES (101, 'via parent')")
+        cur.execute("INSERT INTO p2 VALUES (102, 'direct')")
+        cur.execute("UPDATE p2 SET v = 'updated' WHERE k = 101")
+    assert_buffer_equals(conn, "p", [(x, "I", 101, "via parent"), (x, "I", 102, "direct"),
+                                     (x, "D", 101, "via parent"), (x, "I", 101, "updated")])
+    refresh(conn, "st_p")
+    assert_st_matches_query(conn, "st_p", Q_P)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_attach_partition(conn, mode):
+    """ATTACH brings rows in without any DML: a DIFFERENTIAL reader must not miss them."""
+    conn.execute("CREATE TABLE p (k int, v text) PARTITION BY RANGE (k)")
+    conn.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100)")
+    conn.execute("INSERT INTO p VALUES (1, 'a')")
+    create_st(conn, "st_p", Q_P, refresh_mode=mode)
+    conn.execute("CREATE TABLE p3 (k int, v text)")
+    conn.execute("INSERT INTO p3 VALUES (250, 'attached'), (251, NULL)")
+    conn.execute("ALTER TABLE p ATTACH PARTITION p3 FOR VALUES FROM (200) TO (300)")
+    conn.execute("INSERT INTO p VALUES (2, 'b')")
+    refresh(conn, "st_p")
+    assert_st_matches_query(conn, "st_p", Q_P)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_detach_partition(conn, mode):
+    """DETACH takes rows out without any DML: a DIFFERENTIAL reader must drop them."""
+    conn.execute("CREATE TABLE p (k int, v text) PARTITION BY RANGE (k)")
+    conn.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100)")
+    conn.execute("CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200)")
+    conn.execute("INSERT INTO p VALUES (1, 'a'), (150, 'b')")
+    create_st(conn, "st_p", Q_P, refresh_mode=mode)
+    conn.execute("ALTER TABLE p DETACH PARTITION p1")
+    conn.execute("INSERT INTO p VALUES (151, 'c')")
+    refresh(conn, "st_p")
+    assert_st_matches_query(conn, "st_p", Q_P)
+
+
+def test_detached_partition_is_an_ordinary_table(conn):
+    """(Detached partitions once kept capture triggers that failed every write with 55000.)"""
+    conn.execute("CREATE TABLE p (k int, v text) PARTITION BY RANGE (k)")
+    conn.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100)")
+    conn.execute("INSERT INTO p VALUES (1, 'a')")
+    create_st(conn, "st_p", Q_P)
+    conn.execute("ALTER TABLE p DETACH PARTITION p1")
+    conn.execute("INSERT INTO p1 VALUES (2, 'b')")
+    conn.execute("UPDATE p1 SET v = 'c'")
+    conn.execute("DELETE FROM p1")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_quoted_identifiers_and_types(conn, mode):
     """Buffers copy the source's column names and types exactly, whatever their spelling."""
     src = '"Odd Schema"."Src ""T"""'
     st = '"Odd Schema"."St ""T"""'
@@ -445,12 +592,12 @@ def test_quoted_identifiers_and_types(conn):
                  "(1, 'a b', 1.50, '{\"k\": [1, 2]}', '{1,NULL,3}', '2024-01-02 03:04:05+00', '\\x00ff'), "
                  "(NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
     q = f"SELECT * FROM {src}"
-    create_st(conn, st, q, refresh_mode="FULL")
+    create_st(conn, st, q, refresh_mode=mode)
     assert_st_matches_query(conn, st, q)
     buf_types = conn.execute(
         "SELECT array_agg(format_type(atttypid, atttypmod) ORDER BY attnum) FROM pg_attribute "
-        "WHERE attrelid = ('pgtrickle_changes.' || quote_ident(%s))::regclass AND attnum > 2",
-        (buffer_name(conn, src),)).fetchone()[0]
+        "WHERE attrelid = ('pgtrickle_changes.' || quote_ident(%s))::regclass AND attnum > 0 "
+        "AND attname NOT LIKE '\\_\\_pgt\\_%%'", (buffer_name(conn, src),)).fetchone()[0]
     src_types = conn.execute(
         "SELECT array_agg(format_type(atttypid, atttypmod) ORDER BY attnum) FROM pg_attribute "
         "WHERE attrelid = %s::regclass AND attnum > 0", (src,)).fetchone()[0]
@@ -462,12 +609,9 @@ def test_quoted_identifiers_and_types(conn):
     assert_buffer_replays_to_source(conn, st, src)
     refresh(conn, st)
     assert_st_matches_query(conn, st, q)
+    assert last_action(conn, st) == mode
 
 
-@pytest.mark.xfail(strict=True, raises=psycopg.errors.UndefinedColumn,
-                   reason="the capture statement names every column captured at creation; after "
-                          "ALTER TABLE ... DROP COLUMN of a column no stream table reads, every "
-                          "INSERT/UPDATE/DELETE on the source fails with 42703")
 def test_source_stays_writable_after_dropping_an_unused_column(conn):
     conn.execute("CREATE TABLE s (a int, b text, unused int)")
     conn.execute("INSERT INTO s VALUES (1, 'x', 0)")
@@ -476,3 +620,59 @@ def test_source_stays_writable_after_dropping_an_unused_column(conn):
     conn.execute("INSERT INTO s VALUES (2, 'y')")
     refresh(conn, "st_s")
     assert_st_matches_query(conn, "st_s", "SELECT a, b FROM s")
+
+
+# ------------------------------------------------------------------------------------------------
+# Joins: changes on both sides, in the same and in different transactions
+# ------------------------------------------------------------------------------------------------
+
+Q_JOIN_COMMA = "SELECT o.id, o.qty, c.name FROM orders o, customers c WHERE c.id = o.cust"
+Q_JOIN_ON = "SELECT o.id, o.qty, c.name FROM orders o JOIN customers c ON c.id = o.cust"
+
+
+def join_scenario(conn, q, mode):
+    conn.execute("CREATE TABLE customers (id int, name text)")
+    conn.execute("CREATE TABLE orders (id int, cust int, qty int)")
+    conn.execute("INSERT INTO customers VALUES (1, 'ann'), (2, 'bob'), (2, 'bob twin'), (3, NULL), (NULL, 'nobody')")
+    conn.execute("INSERT INTO orders SELECT g, g % 5, g FROM generate_series(1, 30) g")
+    conn.execute("INSERT INTO orders VALUES (31, NULL, 1), (32, 2, NULL), (32, 2, NULL)")
+    create_st(conn, "st_j", q, refresh_mode=mode)
+    assert_st_matches_query(conn, "st_j", q)
+
+    steps = [
+        ["INSERT INTO orders VALUES (40, 1, 4), (41, 4, 5)"],
+        ["UPDATE customers SET name = 'ann2' WHERE id = 1"],
+        ["INSERT INTO customers VALUES (4, 'dan')", "INSERT INTO orders VALUES (42, 4, 6)"],  # both sides, one txn
+        ["DELETE FROM customers WHERE name = 'bob twin'", "UPDATE orders SET cust = 2 WHERE id = 1"],
+        ["UPDATE orders SET qty = qty + 1 WHERE cust = 2", "DELETE FROM orders WHERE id = 32"],
+        ["DELETE FROM customers WHERE id = 3", "INSERT INTO customers VALUES (0, 'zero')"],
+    ]
+    for i, step in enumerate(steps):
+        with conn.transaction():
+            for statement in step:
+                conn.execute(statement)
+        if i % 2 == 1:  # refresh after every other step: windows spanning several transactions
+            assert_st_differs_from_query(conn, "st_j", q)
+            refresh(conn, "st_j")
+            assert_st_matches_query(conn, "st_j", q)
+            assert last_action(conn, "st_j") == mode
+    assert_buffer_equals(conn, "orders", [])
+    assert_buffer_equals(conn, "customers", [])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_join_sources(conn, mode):
+    join_scenario(conn, Q_JOIN_COMMA, mode)
+
+
+def test_join_on_full(conn):
+    join_scenario(conn, Q_JOIN_ON, "FULL")
+
+
+def test_join_on_differential(isolated_db):
+    """(Ran in a server of its own: this once crashed the backend in ruleutils.c.)"""
+    try:
+        join_scenario(isolated_db.conn, Q_JOIN_ON, "DIFFERENTIAL")
+    finally:
+        problems = isolated_db.cluster.log_problems()
+    assert not problems, "server log:\n" + "\n".join(problems)

@@ -15,13 +15,16 @@ WRITERS = 4
 DURATION = float(os.environ.get("PGT_E2E_STRESS_SECONDS", "4"))
 SEED = int(os.environ.get("PGT_E2E_SEED", str(int(time.time()))))
 
-QUERIES = {
-    "st_cs_agg": "SELECT grp, count(*) AS n, sum(val) AS s, count(note) AS notes FROM cs GROUP BY grp",
-    "st_cs_frozen": "SELECT * FROM cs",   # refreshed only at the end: its buffer keeps every change
-    "st_cu": "SELECT * FROM cu",          # refreshed in the loop: trims while writers write
-    "st_cu_big": "SELECT id, val, note FROM cu WHERE val > 3 OR note IS NULL",
+Q_AGG = "SELECT grp, count(*) AS n, sum(val) AS s, count(note) AS notes FROM cs GROUP BY grp"
+# name: (query, refresh mode)
+STREAM_TABLES = {
+    "st_cs_agg_diff": (Q_AGG, "DIFFERENTIAL"),
+    "st_cs_agg_full": (Q_AGG, "FULL"),
+    "st_cs_frozen": ("SELECT * FROM cs", "FULL"),  # refreshed only at the end: the buffer keeps every change
+    "st_cu": ("SELECT * FROM cu", "DIFFERENTIAL"),  # refreshed in the loop: trims while writers write
+    "st_cu_big": ("SELECT id, val, note FROM cu WHERE val > 3 OR note IS NULL", "DIFFERENTIAL"),
 }
-REFRESHED_IN_LOOP = ["st_cs_agg", "st_cu", "st_cu_big"]
+REFRESHED_IN_LOOP = ["st_cs_agg_diff", "st_cs_agg_full", "st_cu", "st_cu_big"]
 
 
 def random_row(rng):
@@ -117,8 +120,8 @@ def test_concurrent_writers_and_refreshes(db):
         conn.execute(f"CREATE TABLE {t} (id int, grp int, val int, note text)")
         conn.execute(f"INSERT INTO {t} SELECT g % 300, g % 10, nullif(g % 7, 0), "
                      f"CASE WHEN g % 5 = 0 THEN NULL ELSE 'n' || (g % 3) END FROM generate_series(1, 600) g")
-    for name, q in QUERIES.items():
-        create_st(conn, name, q, refresh_mode="FULL")
+    for name, (q, mode) in STREAM_TABLES.items():
+        create_st(conn, name, q, refresh_mode=mode)
 
     stats = Stats()
     errors = []
@@ -145,8 +148,15 @@ def test_concurrent_writers_and_refreshes(db):
     # Quiescent now. Every change since st_cs_frozen's creation is still buffered and replays.
     assert_buffer_replays_to_source(conn, "st_cs_frozen", "cs")
     assert_buffer_replays_to_source(conn, "st_cu", "cu")
-    for name, q in QUERIES.items():
+    for name, (q, mode) in STREAM_TABLES.items():
         refresh(conn, name)
         assert_st_matches_query(conn, name, q)
+    # The differential path did run during the test.
+    actions = dict(conn.execute(
+        "SELECT st.pgt_name, count(*) FILTER (WHERE h.action = 'DIFFERENTIAL') FROM pgtrickle.pgt_refresh_history h "
+        "JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) GROUP BY 1").fetchall())
+    for name, (q, mode) in STREAM_TABLES.items():
+        if mode == "DIFFERENTIAL":
+            assert actions[name] > 0, f"{name} was never refreshed differentially: {actions}"
     assert_buffer_equals(conn, "cs", [])
     assert_buffer_equals(conn, "cu", [])

@@ -24,7 +24,8 @@ def test_kill9_keeps_committed_changes(crash_cluster):
     conn.execute("CREATE EXTENSION pg_trickle")
     conn.execute("CREATE TABLE src (id int PRIMARY KEY, v int)")
     conn.execute("INSERT INTO src SELECT g, g FROM generate_series(1, 100) g")
-    create_st(conn, "st", Q, refresh_mode="FULL")
+    conn.execute("SET pg_trickle.differential_max_change_ratio = 0")
+    create_st(conn, "st", Q, refresh_mode="DIFFERENTIAL")
     create_st(conn, "st_agg", Q_AGG, refresh_mode="FULL")
 
     expected = []
@@ -57,12 +58,15 @@ def test_kill9_keeps_committed_changes(crash_cluster):
     c.start()
 
     conn = c.connect("crashdb")
+    conn.execute("SET pg_trickle.differential_max_change_ratio = 0")
     assert_buffer_equals(conn, "src", expected)
     assert conn.execute("SELECT count(*) FROM src WHERE id = 1000 OR v = 0").fetchone()[0] == 0
     assert_buffer_replays_to_source(conn, "st", "src")
     assert_st_differs_from_query(conn, "st", Q)
     refresh(conn, "st")
     assert_st_matches_query(conn, "st", Q)
+    assert conn.execute("SELECT action FROM pgtrickle.pgt_refresh_history ORDER BY refresh_id DESC LIMIT 1"
+                        ).fetchone()[0] == "DIFFERENTIAL"  # the buffered changes themselves were applied
     assert_buffer_equals(conn, "src", expected)  # st_agg has not consumed them yet
     refresh(conn, "st_agg")
     assert_st_matches_query(conn, "st_agg", Q_AGG)

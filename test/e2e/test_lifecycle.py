@@ -100,12 +100,14 @@ Q_DOWN_FROM_BASE = ("SELECT grp, count(*) AS n, sum(v) AS total FROM base WHERE 
                     "GROUP BY grp")
 
 
-def test_stream_table_over_stream_table(conn):
+@pytest.mark.parametrize("up_mode", ["FULL", "AUTO"])
+@pytest.mark.parametrize("down_mode", ["FULL", "AUTO"])
+def test_stream_table_over_stream_table(conn, up_mode, down_mode):
     conn.execute("CREATE TABLE base (id int, grp text, v int)")
     conn.execute("INSERT INTO base SELECT g, 'g' || (g % 4), nullif(g % 3, 2) FROM generate_series(1, 40) g")
     conn.execute("INSERT INTO base VALUES (41, NULL, 5), (41, NULL, 5)")
-    create_st(conn, "up", Q_UP, refresh_mode="FULL")
-    create_st(conn, "down", Q_DOWN, refresh_mode="FULL")
+    create_st(conn, "up", Q_UP, refresh_mode=up_mode)
+    create_st(conn, "down", Q_DOWN, refresh_mode=down_mode)
     assert_st_matches_query(conn, "down", Q_DOWN)
     assert_st_matches_query(conn, "down", Q_DOWN_FROM_BASE)
     deps = conn.execute("SELECT st.pgt_name, d.source_name, d.source_type FROM pgtrickle.pgt_dependencies d "
@@ -149,7 +151,7 @@ def test_drop_downstream_keeps_upstream(conn):
     conn.execute("CREATE TABLE base (id int, grp text, v int)")
     conn.execute("INSERT INTO base VALUES (1, 'a', 1), (2, 'b', 2)")
     create_st(conn, "up", Q_UP, refresh_mode="FULL")
-    create_st(conn, "down", Q_DOWN, refresh_mode="FULL")
+    create_st(conn, "down", Q_DOWN)
     assert capture_triggers(conn, "up") == CAPTURE_TRIGGERS
     drop_st(conn, "down")
     # Nobody reads "up" any more: its capture goes, its own guard and base's capture stay.
@@ -166,6 +168,7 @@ def test_drop_downstream_keeps_upstream(conn):
 Q_G = "SELECT k, v FROM g WHERE k > 0"
 
 
+@pytest.mark.parametrize("mode", ["FULL", "DIFFERENTIAL"])
 @pytest.mark.parametrize("statement", [
     "INSERT INTO st_g VALUES (99, 'direct')",
     "INSERT INTO st_g SELECT k, v FROM g",
@@ -177,11 +180,12 @@ Q_G = "SELECT k, v FROM g WHERE k > 0"
     "MERGE INTO st_g USING (VALUES (1)) s(k) ON st_g.k = s.k WHEN MATCHED THEN DELETE",
     "COPY st_g FROM STDIN",
 ])
-def test_direct_writes_to_stream_table_are_refused(conn, statement):
+def test_direct_writes_to_stream_table_are_refused(conn, statement, mode):
     conn.execute("CREATE TABLE g (k int, v text)")
     conn.execute("INSERT INTO g VALUES (1, 'a'), (2, NULL), (2, NULL), (-1, 'neg')")
-    create_st(conn, "st_g", Q_G, refresh_mode="FULL")
+    create_st(conn, "st_g", Q_G, refresh_mode=mode)
     before = sorted(conn.execute("SELECT k, coalesce(v, '') FROM st_g").fetchall())
+    assert len(before) == 3
 
     with pytest.raises(psycopg.Error) as ei:
         with conn.cursor() as cur:
@@ -206,16 +210,18 @@ def test_direct_writes_to_stream_table_are_refused(conn, statement):
     expect_error(conn, "DELETE FROM st_g", "42809")
     # Reading is of course fine, COPY TO included.
     with conn.cursor() as cur:
-        with cur.copy("COPY st_g TO STDOUT") as copy:
+        with cur.copy("COPY (SELECT k, v FROM st_g) TO STDOUT") as copy:
             assert sum(1 for _ in copy.rows()) == 3
 
 
-def test_guard_inside_transaction_after_refresh(conn):
+@pytest.mark.parametrize("mode", ["FULL", "DIFFERENTIAL"])
+def test_guard_inside_transaction_after_refresh(conn, mode):
     """A refresh opens the guard only while it writes: later statements of the same transaction
     are refused again."""
     conn.execute("CREATE TABLE g (k int, v text)")
     conn.execute("INSERT INTO g VALUES (1, 'a')")
-    create_st(conn, "st_g", Q_G, refresh_mode="FULL")
+    create_st(conn, "st_g", Q_G, refresh_mode=mode)
+    conn.execute("INSERT INTO g VALUES (2, 'b')")
     with conn.cursor() as cur:
         cur.execute("BEGIN")
         cur.execute("SELECT pgtrickle.refresh_stream_table('st_g')")
@@ -227,4 +233,8 @@ def test_guard_inside_transaction_after_refresh(conn):
     conn.execute("CREATE FUNCTION sneak() RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
                  "PERFORM pgtrickle.refresh_stream_table('st_g'); INSERT INTO st_g VALUES (6, 'sneaky'); END $$")
     expect_error(conn, "SELECT sneak()", "42809")
+    # Both attempts rolled back, refreshes included.
+    assert_st_differs_from_query(conn, "st_g", Q_G)
+    assert conn.execute("SELECT count(*) FROM st_g WHERE v = 'sneaky'").fetchone()[0] == 0
+    refresh(conn, "st_g")
     assert_st_matches_query(conn, "st_g", Q_G)

@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""Write-side cost of pg_trickle's trigger-based change capture.
+
+Run through bench/cdc_overhead.sh, which starts the benchmark cluster and sets BENCH_* variables.
+Prints figures; asserts nothing.
+
+Two modes over the same table t (100,000 rows, primary key + one secondary index):
+  plain    no stream table over t (no capture triggers)
+  tracked  a DIFFERENTIAL stream table over t: SELECT * FROM t WHERE k % 10 = 0
+           (four statement-level capture triggers on t, one change buffer)
+
+Part 1 (pgbench, -n -M prepared): single-row INSERT and single-row UPDATE, 1 and 2 clients.
+Every pgbench run starts from a freshly created and loaded table (VACUUM ANALYZE, CHECKPOINT); in
+tracked mode the stream table is created (and populated) on it, so its change buffer starts empty
+and grows during the run (nothing refreshes or trims during a run). Modes alternate, the order
+flipping every round.
+
+Part 2: one 100,000-row INSERT ... SELECT, UPDATE and DELETE per repetition, timed on the client
+(autocommit). Between repetitions, in both modes: the tracked stream table is refreshed (which trims
+the buffer; tracked mode only), t (and the buffer) are vacuumed and a CHECKPOINT is taken, so every
+repetition starts with an empty buffer and a vacuumed table.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import psycopg
+
+HOST = os.environ["BENCH_HOST"]
+PORT = os.environ["BENCH_PORT"]
+DB = os.environ["BENCH_DB"]
+PGBIN = os.environ["PGBIN"]
+BASE_ROWS = 100_000
+BULK_ROWS = 100_000
+ST_QUERY = "SELECT * FROM public.t WHERE k % 10 = 0"
+
+INSERT_SQL = """\\set k random(1, 1000)
+INSERT INTO t (k, v, note) VALUES (:k, :k, 'pgbench row');
+"""
+UPDATE_SQL = f"""\\set id random(1, {BASE_ROWS})
+UPDATE t SET v = v + 1 WHERE id = :id;
+"""
+
+
+def connect():
+    return psycopg.connect(host=HOST, port=PORT, dbname=DB, user="postgres", autocommit=True)
+
+
+def fresh(conn, mode):
+    """t rebuilt with BASE_ROWS rows; in tracked mode with a DIFFERENTIAL stream table over it."""
+    if conn.execute("SELECT 1 FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'st'").fetchone():
+        conn.execute("SELECT pgtrickle.drop_stream_table('st')")
+    conn.execute("DROP TABLE IF EXISTS t")
+    conn.execute("CREATE TABLE t (id bigserial PRIMARY KEY, k int NOT NULL, v int NOT NULL, note text)")
+    conn.execute("CREATE INDEX t_k ON t (k)")
+    conn.execute(f"INSERT INTO t (k, v, note) SELECT g % 1000, g, 'row ' || g FROM generate_series(1, {BASE_ROWS}) g")
+    conn.execute("VACUUM ANALYZE t")
+    if mode == "tracked":
+        conn.execute("SELECT pgtrickle.create_stream_table('st', %s, refresh_mode => 'DIFFERENTIAL')", (ST_QUERY,))
+        conn.execute("VACUUM ANALYZE st")
+    conn.execute("CHECKPOINT")
+
+
+def buffer_name(conn):
+    r = conn.execute("SELECT buffer_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = 't'::regclass"
+                     ).fetchone()
+    return r[0] if r else None
+
+
+def buffer_rows(conn):
+    b = buffer_name(conn)
+    if not b:
+        return 0
+    return conn.execute(f'SELECT count(*) FROM pgtrickle_changes."{b}"').fetchone()[0]
+
+
+def pgbench(script_path, clients, seconds):
+    cmd = [f"{PGBIN}/pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+           "-f", script_path, "-h", HOST, "-p", PORT, "-U", "postgres", DB]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"pgbench failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    out = proc.stdout
+    tps = float(re.search(r"^tps = ([0-9.]+)", out, re.M).group(1))
+    lat = float(re.search(r"^latency average = ([0-9.]+) ms", out, re.M).group(1))
+    n = int(re.search(r"^number of transactions actually processed: (\d+)", out, re.M).group(1))
+    return tps, lat, n
+
+
+def part1(conn, seconds, rounds, client_counts):
+    print(f"\n== Part 1: pgbench single-row statements (-n -M prepared -T {seconds}, {rounds} round(s) per cell)")
+    print("   each run: fresh 100,000-row table; tracked = DIFFERENTIAL stream table over it; buffer not trimmed "
+          "during the run")
+    tmp = tempfile.mkdtemp(prefix="pgt-cdc-")
+    scripts = {}
+    for name, body in (("insert", INSERT_SQL), ("update", UPDATE_SQL)):
+        scripts[name] = os.path.join(tmp, name + ".sql")
+        with open(scripts[name], "w") as f:
+            f.write(body)
+    results = {}
+    for workload in ("insert", "update"):
+        for clients in client_counts:
+            for rnd in range(rounds):
+                order = ("plain", "tracked") if rnd % 2 == 0 else ("tracked", "plain")
+                for mode in order:
+                    fresh(conn, mode)
+                    tps, lat, n = pgbench(scripts[workload], clients, seconds)
+                    buf = buffer_rows(conn) if mode == "tracked" else 0
+                    results.setdefault((workload, clients, mode), []).append(tps)
+                    print(f"   {workload:6} clients={clients} round={rnd + 1} {mode:7}: {tps:9.1f} TPS, "
+                          f"latency {lat * 1000:7.1f} us, {n} statements, buffer rows at end {buf}", flush=True)
+    print()
+    hdr = (f"| statement | clients | plain TPS | tracked TPS | throughput kept | plain us/stmt | tracked us/stmt "
+           f"| overhead us/row |")
+    print(hdr)
+    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    for workload in ("insert", "update"):
+        for clients in client_counts:
+            p = statistics.mean(results[(workload, clients, "plain")])
+            t = statistics.mean(results[(workload, clients, "tracked")])
+            # Mean time per statement as one client sees it (includes the client round trip).
+            pus = clients * 1e6 / p
+            tus = clients * 1e6 / t
+            label = "INSERT 1 row" if workload == "insert" else "UPDATE 1 row"
+            print(f"| {label} | {clients} | {p:.0f} | {t:.0f} | {100 * t / p:.1f} % | {pus:.1f} | {tus:.1f} "
+                  f"| {tus - pus:.1f} |")
+    print("   (TPS: mean over rounds; us/stmt = clients / TPS; overhead = tracked - plain us/stmt)")
+
+
+def part2(conn, reps):
+    print(f"\n== Part 2: {BULK_ROWS:,}-row statements (client time, autocommit, median of {reps})")
+    print("   between repetitions: refresh (tracked only; trims the buffer), VACUUM t and buffer, CHECKPOINT")
+    times = {}
+    for mode in ("plain", "tracked"):
+        fresh(conn, mode)
+        for rep in range(reps):
+            row = []
+            for op, sql in (
+                ("INSERT", f"INSERT INTO t (k, v, note) SELECT g % 1000, g, 'bulk ' || g "
+                           f"FROM generate_series(1, {BULK_ROWS}) g"),
+                ("UPDATE", f"UPDATE t SET v = v + 1 WHERE id > {BASE_ROWS}"),
+                ("DELETE", f"DELETE FROM t WHERE id > {BASE_ROWS}"),
+            ):
+                t0 = time.perf_counter()
+                cur = conn.execute(sql)
+                dt = time.perf_counter() - t0
+                if cur.rowcount != BULK_ROWS:
+                    print(f"   warning: {op} affected {cur.rowcount} rows, expected {BULK_ROWS}")
+                times.setdefault((op, mode), []).append(dt)
+                row.append(f"{op} {dt * 1000:7.1f} ms")
+            extra = ""
+            if mode == "tracked":
+                buf = buffer_rows(conn)
+                t0 = time.perf_counter()
+                conn.execute("SELECT pgtrickle.refresh_stream_table('st')")
+                rdt = time.perf_counter() - t0
+                act = conn.execute("SELECT action FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables"
+                                   " s USING (pgt_id) WHERE s.pgt_name = 'st' ORDER BY refresh_id DESC LIMIT 1"
+                                   ).fetchone()[0]
+                extra = f"; buffer {buf} rows, refresh ({act}) {rdt * 1000:.0f} ms"
+                conn.execute(f'VACUUM pgtrickle_changes."{buffer_name(conn)}"')
+            conn.execute("VACUUM t")
+            conn.execute("CHECKPOINT")
+            print(f"   {mode:7} rep {rep + 1}: " + ", ".join(row) + extra, flush=True)
+    print()
+    print("| statement (100,000 rows) | plain ms median (min-max) | tracked ms median (min-max) | overhead ms "
+          "| overhead us/row | throughput kept |")
+    print("|---|--:|--:|--:|--:|--:|")
+    for op in ("INSERT", "UPDATE", "DELETE"):
+        p = times[(op, "plain")]
+        t = times[(op, "tracked")]
+        pm, tm = statistics.median(p), statistics.median(t)
+        print(f"| {op} | {pm * 1000:.1f} ({min(p) * 1000:.1f}-{max(p) * 1000:.1f}) "
+              f"| {tm * 1000:.1f} ({min(t) * 1000:.1f}-{max(t) * 1000:.1f}) | {(tm - pm) * 1000:.1f} "
+              f"| {(tm - pm) * 1e6 / BULK_ROWS:.2f} | {100 * pm / tm:.1f} % |")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=int(os.environ.get("PGT_BENCH_SECONDS", 15)))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("PGT_BENCH_ROUNDS", 2)))
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--clients", default="1,2")
+    ap.add_argument("--skip-pgbench", action="store_true")
+    args = ap.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    with connect() as conn:
+        if not args.skip_pgbench:
+            part1(conn, args.seconds, args.rounds, clients)
+        part2(conn, args.reps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Write-side cost of trigger-based change capture: single-row INSERT/UPDATE throughput (pgbench, 1 and 2
+# clients) and 100,000-row INSERT/UPDATE/DELETE, on a table without and with a stream table over it.
+# Prints figures; asserts nothing. Runs on the release (optimised) PostgreSQL build, in a private
+# temporary cluster that is stopped and deleted on exit.
+#
+#   bash bench/cdc_overhead.sh [--seconds N] [--rounds N] [--reps N] [--clients 1,2] [--skip-pgbench]
+#
+# Defaults: 15 s per pgbench run, 2 rounds per cell (about 5 minutes in all), 5 bulk repetitions.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+bench_setup cdc
+bench_describe
+bench_cpu_mark
+"$BENCH_PY" "$BENCH_ROOT/bench/cdc_overhead.py" "$@"
+echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (after the run)"
+bench_cpu_report

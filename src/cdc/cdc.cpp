@@ -139,6 +139,12 @@ EnsureCapture(pg::SpiSession &spi, const SourceRelation &source) {
 		         Join(select_list, ", ") + " FROM " + src + " s WITH NO DATA");
 		spi.Exec("ALTER TABLE " + buf + " ALTER COLUMN \"__pgt_xid\" SET NOT NULL, ALTER COLUMN \"__pgt_op\" SET NOT NULL, ALTER COLUMN \"__pgt_cid\" SET NOT NULL");
 		spi.Exec("CREATE INDEX ON " + buf + " (\"__pgt_xid\")");
+		// Planner statistics of an empty table (reltuples 0): the window of a buffer is small, and a
+		// never-analyzed table would be estimated at hundreds of rows, turning index-driven delta joins
+		// into hash joins over whole source tables. Autovacuum still vacuums the buffer but does not
+		// re-analyze it at a moment when it happens to hold a bulk load.
+		spi.Exec("ALTER TABLE " + buf + " SET (autovacuum_analyze_threshold = 2000000000)");
+		spi.Exec("ANALYZE " + buf);
 		InstallTriggers(spi, src);
 		if (source.relkind == 'p')
 			EnsurePartitionTriggers(spi, source.relid);

@@ -4,9 +4,11 @@
 # Prints figures; asserts nothing. Runs on the release (optimised) PostgreSQL build, in a private
 # temporary cluster that is stopped and deleted on exit.
 #
-#   bash bench/cdc_overhead.sh [--seconds N] [--rounds N] [--reps N] [--clients 1,2] [--skip-pgbench]
+#   bash bench/cdc_overhead.sh [--seconds N] [--rounds N] [--reps N] [--clients 1,2]
+#                              [--workloads insert,update] [--skip-pgbench] [--skip-bulk]
 #
-# Defaults: 15 s per pgbench run, 2 rounds per cell (about 5 minutes in all), 5 bulk repetitions.
+# Defaults: 15 s per pgbench run, 3 rounds per cell (about 7 minutes in all), 5 bulk repetitions.
+# Environment (see bench/lib.sh): PGT_BENCH_REV, PGT_BENCH_WAIT_IDLE, PGT_BENCH_KEEP.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

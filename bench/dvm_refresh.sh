@@ -5,8 +5,11 @@
 # (optimised) PostgreSQL build, in a private temporary cluster stopped and deleted on exit.
 #
 #   bash bench/dvm_refresh.sh [--reps N] [--nochange-reps N] [--warmup N] [--seed N] [--no-explain]
+#                             [--analyze-buffers] [--profile N  (with PGT_BENCH_PROFILE=1)]
 #
-# Defaults: 9 repetitions per change kind, 20 no-change refreshes per view (about 3 minutes in all).
+# Environment (see bench/lib.sh): PGT_BENCH_REV, PGT_BENCH_WAIT_IDLE, PGT_BENCH_PROFILE, PGT_BENCH_KEEP.
+#
+# Defaults: 9 repetitions per change kind, 20 no-change refreshes per view (1-2 minutes in all).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -205,7 +205,11 @@ class Writer:
         if pattern in ("hold", "hold_rollback"):
             # Written before a refresh starts, committed (or rolled back) after it completed.
             started = self.refresher.rounds_started()
-            self.refresher.wait_round_started_after(started)
+            try:
+                self.refresher.wait_round_started_after(started)
+            except TimeoutError as e:
+                # A refresh waiting for a lock this open transaction holds?
+                raise TimeoutError(f"{e}; sessions:\n{activity(self.conn)}") from None
             if rng.random() < 0.5:
                 self.op(cur)  # more changes after the refresh, same transaction
             self.stats.add("held_across_refresh")
@@ -260,6 +264,14 @@ def history_since(conn, last_id):
         "SELECT h.refresh_id, st.pgt_name, h.action, h.status, h.fallback_reason FROM pgtrickle.pgt_refresh_history h "
         "JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE h.refresh_id > %s ORDER BY h.refresh_id",
         (last_id,)).fetchall()
+
+
+def activity(conn):
+    """The other sessions of this database: what they run and wait for (for a report on a hang)."""
+    rows = conn.execute(
+        "SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid), left(query, 200) "
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+    return "\n".join(f"    {r!r}" for r in rows)
 
 
 def check_all(conn, phase, writer_open_tx):
@@ -344,7 +356,8 @@ def test_dvm_concurrent_writers(db):
             if problems:
                 break
     except threading.BrokenBarrierError:
-        pass
+        if not errors:
+            problems.append("the writers did not reach the barrier in time (stuck?); sessions:\n" + activity(conn))
     finally:
         arrive.abort()
         release.abort()
@@ -358,7 +371,9 @@ def test_dvm_concurrent_writers(db):
     print(f"PGT_SEED={SEED}: {stats.counts}")
     if errors:
         who, e = errors[0]
-        raise AssertionError(f"{who} failed (PGT_SEED={SEED}): {type(e).__name__}: {e}") from e
+        raise AssertionError(f"{who} failed (PGT_SEED={SEED}): {type(e).__name__}: {e}"
+                             + (f"\n(and {len(errors) - 1} more: {[(w, str(x)[:200]) for w, x in errors[1:]]!r})"
+                                if len(errors) > 1 else "")) from e
     assert not any(t.is_alive() for t in [refresher.thread] + [w.thread for w in writers]), "a thread hung"
     if problems:
         pytest.fail(f"PGT_SEED={SEED}: stream tables diverged from their queries:\n" + "\n".join(problems),

@@ -338,7 +338,7 @@ LANGUAGE C
 AS 'MODULE_PATHNAME', 'pgt_on_ddl_end';
 
 CREATE EVENT TRIGGER pg_trickle_ddl_tracker ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE VIEW', 'CREATE FUNCTION', 'ALTER FUNCTION')
 	EXECUTE FUNCTION pgtrickle._on_ddl_end();
 
 -- Everyone may look (monitoring); changing stream tables needs the privileges of their owner.

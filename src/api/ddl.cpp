@@ -16,6 +16,7 @@ extern "C" {
 #include <set>
 
 #include "api/ddl.hpp"
+#include "api/lifecycle.hpp"
 
 namespace pgtrickle::api {
 
@@ -78,6 +79,34 @@ OnSqlDrop(FunctionCallInfo fcinfo) {
 	}
 }
 
+// CREATE OR REPLACE VIEW of a view a stream table reads, or CREATE OR REPLACE / ALTER FUNCTION of a
+// function its query calls: the query now means something else (and may read other tables), so each
+// such stream table is redefined from its own query text: sources and capture re-recorded, refresh
+// mode re-planned, contents recomputed.
+void
+RedefineReaders(pg::SpiSession &spi) {
+	pg::SpiRows st_ids = spi.Query(
+	    "SELECT DISTINCT s.pgt_id FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+	    "JOIN pgtrickle.pgt_dependencies d ON c.command_tag = 'CREATE VIEW' AND d.source_relid = c.objid "
+	    "JOIN pgtrickle.pgt_stream_tables s ON s.pgt_id = d.pgt_id "
+	    "UNION "
+	    "SELECT s.pgt_id FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+	    "JOIN pg_catalog.pg_proc f ON c.command_tag IN ('CREATE FUNCTION', 'ALTER FUNCTION') AND f.oid = c.objid "
+	    "JOIN pgtrickle.pgt_stream_tables s ON s.defining_query ~* ('\\m' || f.proname || '\\M') "
+	    "ORDER BY 1");
+	for (size_t i = 0; i < st_ids.Count(); i++) {
+		auto st = catalog::FindStreamTableById(spi, st_ids.Int64(i, 0));
+		if (!st)
+			continue;
+		std::string name = st->DisplayName();
+		pg::PgCall([&]() {
+			ereport(NOTICE, (errmsg("redefining stream table \"%s\": a view or function its query uses changed",
+			                        name.c_str())));
+		});
+		RedefineStreamTable(spi, *st, st->defining_query, st->requested_refresh_mode, false);
+	}
+}
+
 // ddl_command_end: ALTER TABLE on a captured source keeps its buffer in step with its columns; a
 // column dropped, renamed or retyped means the readers' pending changes are incomplete, so they are
 // reinitialised (FULL) on their next refresh; added columns are absorbed. New partitions of a captured
@@ -94,6 +123,7 @@ OnDdlEnd(FunctionCallInfo fcinfo) {
 		~Leave() { internal_ddl_depth--; }
 	} leave;
 	pg::SpiSession spi;
+	RedefineReaders(spi);
 	pg::SpiRows cmds = spi.Query(
 	    "SELECT DISTINCT c.objid, COALESCE(pg_catalog.pg_partition_root(c.objid)::pg_catalog.oid, c.objid) "
 	    "FROM pg_catalog.pg_event_trigger_ddl_commands() c "

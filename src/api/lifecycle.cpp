@@ -2,6 +2,7 @@
 #include "analyze/analyze.hpp"
 #include "analyze/dvm.hpp"
 #include "api/ddl.hpp"
+#include "api/lifecycle.hpp"
 #include "core/dvm_plan.hpp"
 #include "catalog/catalog.hpp"
 #include "cdc/cdc.hpp"
@@ -332,6 +333,57 @@ DescribeColumns(pg::SpiSession &spi, const std::string &select_sql) {
 	return out;
 }
 
+} // namespace
+
+// Redefines `st` (see lifecycle.hpp).
+void
+RedefineStreamTable(pg::SpiSession &spi, catalog::StreamTable st, const std::string &query_text,
+                    const std::string &effective_requested, bool new_query) {
+	AnalyzedQuery aq = AnalyzeDefiningQuery(query_text);
+	if (!new_query)
+		aq.original = st.original_query;
+	MarkStreamTableSources(spi, aq);
+	CheckNoCycle(spi, aq, st.relid, st.DisplayName());
+	StartCapture(spi, aq);
+	ModeDecision mode = DecideMode(effective_requested, aq);
+
+	// Keep the storage table when its layout does not change; otherwise rebuild it (refused when
+	// other stream tables read it, since they would see different columns).
+	if (DescribeColumns(spi, StorageSql(aq, mode)) != StorageColumns(spi, st.relid)) {
+		if (!catalog::GetDependents(spi, st.relid).empty())
+			throw UserError(sqlstate::kFeatureNotSupported,
+			                "cannot change the columns of stream table \"" + st.DisplayName() + "\"",
+			                "Other stream tables read it.",
+			                "Keep the same output columns and refresh mode, or drop the dependent stream tables "
+			                "first.");
+		spi.Exec("DROP TABLE " + st.QualifiedName());
+		cdc::DropCaptureIfUnused(spi, st.relid);
+		st.relid = CreateStorage(spi, st.schema, st.name, aq, mode);
+	}
+	std::vector<catalog::Dependency> old_deps = catalog::GetDependencies(spi, st.pgt_id);
+	catalog::DeleteDependencies(spi, st.pgt_id);
+	st.defining_query = aq.deparsed;
+	st.original_query = aq.original;
+	st.refresh_mode = mode.mode;
+	st.requested_refresh_mode = effective_requested;
+	pg::SqlParams p;
+	p.Oid(st.relid).Text(st.defining_query).Text(st.original_query).Text(st.refresh_mode)
+	    .Text(st.requested_refresh_mode).OptText(mode.reason).TextArray(aq.volatile_functions).Int64(st.pgt_id);
+	spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $1, defining_query = $2, original_query = $3, "
+	         "refresh_mode = $4, requested_refresh_mode = $5, refresh_mode_reason = $6, functions_used = $7, "
+	         "frontier = NULL, is_populated = false, updated_at = pg_catalog.now() WHERE pgt_id = $8",
+	         p);
+	RecordSources(spi, st.pgt_id, aq);
+	for (const auto &dep : old_deps)
+		cdc::DropCaptureIfUnused(spi, dep.source_relid);
+	st.is_populated = false;
+	st.frontier.reset();
+	if (st.status == "ACTIVE" || st.status == "INITIALIZING")
+		refresh::RefreshStreamTable(spi, st, refresh::InitiatedBy::Manual);
+}
+
+namespace {
+
 void
 AlterStreamTable(FunctionCallInfo fcinfo) {
 	std::string name = RequireText(fcinfo, 0, "name");
@@ -370,50 +422,8 @@ AlterStreamTable(FunctionCallInfo fcinfo) {
 		st.status = *status;
 	}
 
-	if (query || requested) {
-		// Redefinition: the new query (or the current one under a new mode).
-		AnalyzedQuery aq = AnalyzeDefiningQuery(query ? *query : st.defining_query);
-		if (!query)
-			aq.original = st.original_query;
-		MarkStreamTableSources(spi, aq);
-		CheckNoCycle(spi, aq, st.relid, st.DisplayName());
-		StartCapture(spi, aq);
-		ModeDecision mode = DecideMode(effective_requested, aq);
-
-		// Keep the storage table when its layout does not change; otherwise rebuild it (refused when
-		// other stream tables read it, since they would see different columns).
-		if (DescribeColumns(spi, StorageSql(aq, mode)) != StorageColumns(spi, st.relid)) {
-			if (!catalog::GetDependents(spi, st.relid).empty())
-				throw UserError(sqlstate::kFeatureNotSupported,
-				                "cannot change the columns of stream table \"" + st.DisplayName() + "\"",
-				                "Other stream tables read it.",
-				                "Keep the same output columns and refresh mode, or drop the dependent stream tables "
-				                "first.");
-			spi.Exec("DROP TABLE " + st.QualifiedName());
-			cdc::DropCaptureIfUnused(spi, st.relid);
-			st.relid = CreateStorage(spi, st.schema, st.name, aq, mode);
-		}
-		std::vector<catalog::Dependency> old_deps = catalog::GetDependencies(spi, st.pgt_id);
-		catalog::DeleteDependencies(spi, st.pgt_id);
-		st.defining_query = aq.deparsed;
-		st.original_query = aq.original;
-		st.refresh_mode = mode.mode;
-		st.requested_refresh_mode = effective_requested;
-		pg::SqlParams p;
-		p.Oid(st.relid).Text(st.defining_query).Text(st.original_query).Text(st.refresh_mode)
-		    .Text(st.requested_refresh_mode).OptText(mode.reason).TextArray(aq.volatile_functions).Int64(st.pgt_id);
-		spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $1, defining_query = $2, original_query = $3, "
-		         "refresh_mode = $4, requested_refresh_mode = $5, refresh_mode_reason = $6, functions_used = $7, "
-		         "frontier = NULL, is_populated = false, updated_at = pg_catalog.now() WHERE pgt_id = $8",
-		         p);
-		RecordSources(spi, st.pgt_id, aq);
-		for (const auto &dep : old_deps)
-			cdc::DropCaptureIfUnused(spi, dep.source_relid);
-		st.is_populated = false;
-		st.frontier.reset();
-		if (st.status == "ACTIVE" || st.status == "INITIALIZING")
-			refresh::RefreshStreamTable(spi, st, refresh::InitiatedBy::Manual);
-	}
+	if (query || requested)
+		RedefineStreamTable(spi, st, query ? *query : st.defining_query, effective_requested, query.has_value());
 }
 
 int64_t

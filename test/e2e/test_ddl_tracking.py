@@ -126,3 +126,31 @@ def test_detached_partition_does_not_block_writes(conn):
     assert reinit(conn, "per_k")
     refresh(conn, "per_k")
     assert_st_matches_query(conn, "per_k", q)
+
+
+def test_replaced_view_redefines_readers(conn):
+    conn.execute("CREATE TABLE s (id int PRIMARY KEY, a int)")
+    conn.execute("CREATE TABLE u (id int PRIMARY KEY, b int)")
+    conn.execute("INSERT INTO s SELECT i, i FROM generate_series(1, 10) i")
+    conn.execute("INSERT INTO u SELECT i, i * 100 FROM generate_series(1, 10) i")
+    conn.execute("CREATE VIEW v AS SELECT id, a AS x FROM s WHERE a > 2")
+    q = "SELECT id, x FROM v"
+    create_st(conn, "over_view", q, refresh_mode="DIFFERENTIAL")
+    # The view now reads another table: its changes must be captured from then on.
+    conn.execute("CREATE OR REPLACE VIEW v AS SELECT id, b AS x FROM u WHERE b > 200")
+    assert_st_matches_query(conn, "over_view", q)  # recomputed at once
+    conn.execute("UPDATE u SET b = 5000 WHERE id = 1")
+    conn.execute("DELETE FROM u WHERE id = 10")
+    refresh(conn, "over_view")
+    assert last_action(conn, "over_view") == "DIFFERENTIAL"
+    assert_st_matches_query(conn, "over_view", q)
+
+
+def test_replaced_function_redefines_readers(conn):
+    conn.execute("CREATE TABLE s (id int PRIMARY KEY, a int)")
+    conn.execute("INSERT INTO s SELECT i, i FROM generate_series(1, 10) i")
+    conn.execute("CREATE FUNCTION scale(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2'")
+    q = "SELECT id, scale(a) AS y FROM s"
+    create_st(conn, "scaled", q, refresh_mode="DIFFERENTIAL")
+    conn.execute("CREATE OR REPLACE FUNCTION scale(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 3'")
+    assert_st_matches_query(conn, "scaled", q)

@@ -14,6 +14,7 @@ bool scheduler_enabled = true;
 int scheduler_interval_ms = 1000;
 int max_consecutive_errors = 3;
 int history_retention_days = 7;
+int default_schedule_seconds = 1;
 
 void
 Register() {
@@ -37,6 +38,11 @@ Register() {
 	DefineCustomIntVariable("pg_trickle.history_retention_days",
 	                        "Days of refresh history the scheduler keeps (older rows are deleted).", nullptr,
 	                        &history_retention_days, 7, 1, 3650, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("pg_trickle.default_schedule_seconds",
+	                        "Shortest time between two refreshes of a calculated stream table that no consumer "
+	                        "paces (it is refreshed when its sources change, at most this often).",
+	                        nullptr, &default_schedule_seconds, 1, 0, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+	                        nullptr);
 	MarkGUCPrefixReserved("pg_trickle");
 }
 

@@ -9,6 +9,7 @@ extern bool scheduler_enabled;
 extern int scheduler_interval_ms;
 extern int max_consecutive_errors;
 extern int history_retention_days;
+extern int default_schedule_seconds;
 
 void Register();
 

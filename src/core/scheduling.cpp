@@ -150,7 +150,7 @@ TopologicalOrder(const std::vector<SchedNode> &nodes) {
 }
 
 TickPlan
-PlanTick(const std::vector<SchedNode> &nodes, double now) {
+PlanTick(const std::vector<SchedNode> &nodes, double now, double on_change_min_interval) {
 	TickPlan plan;
 	auto index = Index(nodes);
 	auto consumers = Consumers(nodes);
@@ -191,7 +191,8 @@ PlanTick(const std::vector<SchedNode> &nodes, double now) {
 			continue;
 		if (wanted.count(id))
 			plan.due.insert(id);
-		else if (n.schedule.kind == ScheduleKind::Calculated && !effective[id])
+		else if (n.schedule.kind == ScheduleKind::Calculated && !effective[id] &&
+		         (n.last_refresh < 0 || now - n.last_refresh >= on_change_min_interval))
 			plan.on_change.insert(id); // no consumer sets a pace: follow the sources
 	}
 	return plan;

@@ -51,7 +51,9 @@ std::vector<std::vector<int64_t>> ConnectedGroups(const std::vector<SchedNode> &
 // Throws UserError (42P19) naming a node on a cycle.
 std::vector<int64_t> TopologicalOrder(const std::vector<SchedNode> &nodes);
 
-TickPlan PlanTick(const std::vector<SchedNode> &nodes, double now);
+// `on_change_min_interval`: a calculated stream table no consumer paces is considered for an on-change
+// refresh at most this often (seconds since its last refresh; pg_trickle.default_schedule_seconds).
+TickPlan PlanTick(const std::vector<SchedNode> &nodes, double now, double on_change_min_interval = 0);
 
 // Effective schedule in seconds for every node (nullopt: refreshed when its sources change).
 std::map<int64_t, std::optional<int64_t>> EffectiveSchedules(const std::vector<SchedNode> &nodes);

@@ -275,7 +275,7 @@ PlanThisTick() {
 			nodes.push_back(std::move(n));
 		}
 		double now = NowSeconds();
-		plan = PlanTick(nodes, now);
+		plan = PlanTick(nodes, now, guc::default_schedule_seconds);
 		tick.groups = ConnectedGroups(nodes);
 		AlertStale(spi, nodes, now);
 		tick.upstream = upstream;

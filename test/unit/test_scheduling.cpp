@@ -70,6 +70,12 @@ TEST(Scheduling, CalculatedWithoutConsumersRefreshesOnChange) {
 	EXPECT_EQ(p.on_change, (std::set<int64_t>{1, 2}));
 }
 
+TEST(Scheduling, OnChangeRespectsMinimumInterval) {
+	std::vector<SchedNode> nodes{Node(1, "calculated", 100)};
+	EXPECT_TRUE(PlanTick(nodes, 101, 5).on_change.empty());
+	EXPECT_EQ(PlanTick(nodes, 105, 5).on_change, (std::set<int64_t>{1}));
+}
+
 TEST(Scheduling, UnpopulatedIsDueAndSuspendedSkipped) {
 	std::vector<SchedNode> nodes{Node(1, "1h", 0), Node(2, "1s", 0)};
 	nodes[0].populated = false;

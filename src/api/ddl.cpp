@@ -30,10 +30,7 @@ OnSqlDrop(FunctionCallInfo fcinfo) {
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState, "_on_sql_drop() must be called as an event trigger");
 	if (internal_ddl_depth > 0)
 		return; // pg_trickle's own DDL keeps the catalog right by itself
-	internal_ddl_depth++;
-	struct Leave {
-		~Leave() { internal_ddl_depth--; }
-	} leave;
+	InternalDdlScope internal;
 	pg::SpiSession spi;
 	pg::SpiRows dropped = spi.Query("SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects() "
 	                                "WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objsubid = 0");
@@ -118,10 +115,7 @@ OnDdlEnd(FunctionCallInfo fcinfo) {
 	if (internal_ddl_depth > 0)
 		return;
 	// What this function does (triggers on partitions, buffer columns) is pg_trickle's own DDL.
-	internal_ddl_depth++;
-	struct Leave {
-		~Leave() { internal_ddl_depth--; }
-	} leave;
+	InternalDdlScope internal;
 	pg::SpiSession spi;
 	RedefineReaders(spi);
 	pg::SpiRows cmds = spi.Query(

@@ -231,32 +231,6 @@ StorageQuery(pg::SpiSession &spi, const catalog::StreamTable &st) {
 	return "SELECT * FROM (\n" + st.defining_query + "\n) AS q";
 }
 
-const DvmPlan *
-CachedDvmPlan(pg::SpiSession &spi, const catalog::StreamTable &st, std::string *apply_sql) {
-	if (st.refresh_mode != "DIFFERENTIAL")
-		return nullptr;
-	CachedPlan &cp = GetCachedPlan(spi, st);
-	if (apply_sql)
-		*apply_sql = cp.apply_sql;
-	return &cp.plan;
-}
-
-bool
-HasPendingChanges(pg::SpiSession &spi, const catalog::StreamTable &st) {
-	if (!st.is_populated || !st.frontier || st.needs_reinit)
-		return true;
-	for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id)) {
-		if (dep.source_type != "TABLE" && dep.source_type != "STREAM_TABLE")
-			continue;
-		std::string buf = QuoteQualified("pgtrickle_changes", cdc::BufferName(dep.source_relid));
-		pg::SpiRows r = spi.Query("SELECT EXISTS (SELECT 1 FROM " + buf + " b WHERE " + BufferWindowPredicate("b") + ")",
-		                          FrontierParams(st), true);
-		if (r.Bool(0, 0))
-			return true;
-	}
-	return false;
-}
-
 RefreshResult
 RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, InitiatedBy who, Snapshot shared_snapshot) {
 	if (st.status == "SUSPENDED" || st.status == "ERROR")

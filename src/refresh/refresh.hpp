@@ -28,13 +28,6 @@ RefreshResult RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable
 // with hidden columns for DIFFERENTIAL mode).
 std::string StorageQuery(pg::SpiSession &spi, const catalog::StreamTable &st);
 
-// The cached differential plan (nullptr in FULL mode); `apply_sql` receives the apply statement.
-const DvmPlan *CachedDvmPlan(pg::SpiSession &spi, const catalog::StreamTable &st, std::string *apply_sql);
-
-// True if any captured source of `st` has changes its frontier has not consumed (or it has never
-// been populated). Cheap: one indexed probe per source.
-bool HasPendingChanges(pg::SpiSession &spi, const catalog::StreamTable &st);
-
 // True while this backend is writing a stream table as part of a refresh.
 bool InRefresh();
 

@@ -285,7 +285,8 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			delta_rows = counts.Int64(0, 2);
 		}
 	} else {
-		result.action = "FULL";
+		// A reinitialisation (after DDL on a source, or a restore) is a full recompute, recorded as such.
+		result.action = current->needs_reinit && current->is_populated ? "REINITIALIZE" : "FULL";
 		if (differential)
 			fallback_reason = !current->is_populated ? "not populated yet"
 			                  : current->needs_reinit
@@ -294,7 +295,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			                      : "no frontier to read changes from";
 	}
 
-	if (result.action == "FULL") {
+	if (result.action == "FULL" || result.action == "REINITIALIZE") {
 		std::string population = StorageQuery(spi, *current);
 		RefreshWriteScope writing;
 		pg::SqlParams none;

@@ -43,7 +43,7 @@ def test_retyped_column_reinitialises_readers(conn):
     assert reinit(conn, "evens")
     conn.execute("UPDATE s SET a = a + 1 WHERE id < 5")  # writes keep working
     refresh(conn, "evens")
-    assert last_action(conn, "evens") == "FULL"
+    assert last_action(conn, "evens") == "REINITIALIZE"
     assert_st_matches_query(conn, "evens", q)
     conn.execute("DELETE FROM s WHERE id > 15")
     refresh(conn, "evens")

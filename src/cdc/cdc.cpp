@@ -231,25 +231,30 @@ DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid) {
 
 uint64_t
 TrimBuffer(pg::SpiSession &spi, Oid source_relid) {
-	// Consumers that have a frontier; unpopulated ones recompute fully and need no buffer rows.
-	pg::SpiRows horizon = spi.Query(
-	    "SELECT min(LEAST(pg_catalog.pg_snapshot_xmin(st.frontier), st.frontier_xid))::text "
-	    "FROM pgtrickle.pgt_dependencies d "
-	    "JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1",
-	    pg::SqlParams().Oid(source_relid));
-	if (horizon.Count() == 0 || horizon.IsNull(0, 0))
-		return 0;
-	pg::SpiRows unpopulated = spi.Query(
-	    "SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) "
-	    "WHERE d.source_relid = $1 AND st.frontier IS NULL AND st.is_populated",
-	    pg::SqlParams().Oid(source_relid));
-	if (unpopulated.Count() > 0)
-		return 0;
-	std::string buf = BufferQualified(source_relid);
-	pg::AsRole as_owner(pg::ExtensionOwner(spi));
-	return spi.Exec("DELETE FROM " + buf + " WHERE ctid IN (SELECT ctid FROM " + buf +
-	                    " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) $1::pg_catalog.xid8 FOR UPDATE SKIP LOCKED)",
-	                pg::SqlParams().Text(horizon.Text(0, 0)));
+	// One kept statement per source: the horizon is the oldest transaction any consumer may still need
+	// (NULL, so nothing is deleted, while a populated consumer has no frontier, e.g. after a restore);
+	// unpopulated consumers recompute fully and hold nothing back. Rows another transaction is
+	// deleting are skipped.
+	static std::unordered_map<Oid, SPIPlanPtr> plans;
+	static Oid owner = InvalidOid;
+	SPIPlanPtr &plan = plans[source_relid];
+	pg::SqlParams params;
+	params.Oid(source_relid);
+	if (!plan) {
+		std::string buf = BufferQualified(source_relid);
+		plan = pg::PrepareKept(
+		    "WITH h AS (SELECT CASE WHEN pg_catalog.bool_or(st.frontier IS NULL AND st.is_populated) THEN NULL "
+		    "ELSE pg_catalog.min(LEAST(pg_catalog.pg_snapshot_xmin(st.frontier), st.frontier_xid)) END AS x "
+		    "FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) "
+		    "WHERE d.source_relid = $1) "
+		    "DELETE FROM " + buf + " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.ctid FROM " + buf +
+		        " b, h WHERE b.\"__pgt_xid\" OPERATOR(pg_catalog.<) h.x FOR UPDATE OF b SKIP LOCKED))",
+		    params);
+	}
+	if (!OidIsValid(owner))
+		owner = pg::ExtensionOwner(spi);
+	pg::AsRole as_owner(owner);
+	return spi.ExecPlan(plan, params);
 }
 
 // ------------------------------------------------------------------------------------------------

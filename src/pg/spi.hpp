@@ -102,6 +102,8 @@ public:
 	uint64_t ExecWithSnapshot(const std::string &sql, const SqlParams &params, Snapshot snapshot,
 	                          SpiRows *out = nullptr);
 
+	// Runs a kept plan (see PrepareKept) with the usual snapshot rules.
+	uint64_t ExecPlan(SPIPlanPtr plan, const SqlParams &params, SpiRows *out = nullptr);
 	// Runs a kept plan (see PrepareKept) under an explicit snapshot.
 	uint64_t ExecPlanWithSnapshot(SPIPlanPtr plan, const SqlParams &params, Snapshot snapshot, SpiRows *out = nullptr);
 

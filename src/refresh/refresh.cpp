@@ -308,27 +308,37 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	pg::SpiRows frontier;
 	spi.ExecWithSnapshot("SELECT pg_catalog.pg_current_snapshot()::text", pg::SqlParams(), snapshot.Get(), &frontier);
 
+	// The frontier and the history row, through statements prepared once per backend.
+	static SPIPlanPtr update_plan = nullptr;
+	static SPIPlanPtr history_plan = nullptr;
 	pg::SqlParams p;
 	p.Text(frontier.Text(0, 0)).TimestampTz(data_timestamp).Int64(st.pgt_id).Int64(snapshot_cid);
-	spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET frontier = $1::pg_catalog.pg_snapshot, data_timestamp = $2, "
-	         "frontier_xid = pg_catalog.pg_current_xact_id(), frontier_cid = $4, "
-	         "last_refresh_at = pg_catalog.now(), is_populated = true, needs_reinit = false, consecutive_errors = 0, "
-	         "status = CASE WHEN status = 'INITIALIZING' THEN 'ACTIVE' ELSE status END "
-	         "WHERE pgt_id = $3",
-	         p);
+	if (!update_plan)
+		update_plan = pg::PrepareKept(
+		    "UPDATE pgtrickle.pgt_stream_tables SET frontier = $1::pg_catalog.pg_snapshot, data_timestamp = $2, "
+		    "frontier_xid = pg_catalog.pg_current_xact_id(), frontier_cid = $4, "
+		    "last_refresh_at = pg_catalog.now(), is_populated = true, needs_reinit = false, consecutive_errors = 0, "
+		    "status = CASE WHEN status = 'INITIALIZING' THEN 'ACTIVE' ELSE status END WHERE pgt_id = $3",
+		    p);
+	spi.ExecPlan(update_plan, p);
 
 	pg::SqlParams h;
 	h.Int64(st.pgt_id).TimestampTz(data_timestamp).TimestampTz(start_time).Text(result.action)
 	    .Int64(result.rows_inserted).Int64(result.rows_deleted).Text(InitiatedByText(who))
 	    .Bool(fallback_reason.has_value()).OptText(fallback_reason).Int64(delta_rows);
-	spi.Exec("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, data_timestamp, start_time, end_time, action, "
-	         "rows_inserted, rows_deleted, status, initiated_by, was_full_fallback, fallback_reason, delta_row_count) "
-	         "VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, 'COMPLETED', $7, $8, $9, $10)",
-	         h);
+	if (!history_plan)
+		history_plan = pg::PrepareKept(
+		    "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, data_timestamp, start_time, end_time, action, "
+		    "rows_inserted, rows_deleted, status, initiated_by, was_full_fallback, fallback_reason, delta_row_count) "
+		    "VALUES ($1, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, 'COMPLETED', $7, $8, $9, $10)",
+		    h);
+	spi.ExecPlan(history_plan, h);
 
-	for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id))
-		if (dep.source_type == "TABLE" || dep.source_type == "STREAM_TABLE")
-			cdc::TrimBuffer(spi, dep.source_relid);
+	// Consumed buffer rows no other consumer needs any more (nothing to do when nothing was consumed).
+	if (result.action != "NO_DATA")
+		for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id))
+			if (dep.source_type == "TABLE" || dep.source_type == "STREAM_TABLE")
+				cdc::TrimBuffer(spi, dep.source_relid);
 	return result;
 }
 

@@ -258,6 +258,10 @@ CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping) {
 			break;
 		}
 		case RTE_SUBQUERY:
+			if (rte->lateral) {
+				Unsupported(ctx, "%s", "LATERAL subqueries are not maintained differentially yet");
+				return false;
+			}
 			if (!CheckDifferentiable(ctx, rte->subquery, child_depth))
 				return false;
 			break;

@@ -309,20 +309,8 @@ SpiSession::ExecPlanWithSnapshot(SPIPlanPtr plan, const SqlParams &params, Snaps
 
 uint64_t
 SpiSession::ExecPlan(SPIPlanPtr plan, const SqlParams &params, SpiRows *out) {
-	const SqlParams *p = &params;
-	uint64_t n = PgCall([&]() {
-		::Oid *types;
-		Datum *values;
-		char *nulls;
-		p->Materialize(&types, &values, &nulls);
-		int rc = SPI_execute_plan(plan, values, nulls, false, 0);
-		if (rc < 0)
-			elog(ERROR, "SPI failed (%s) running a kept plan", SPI_result_code_string(rc));
-		return static_cast<uint64_t>(SPI_processed);
-	});
-	if (out)
-		*out = CopyTupTable(n);
-	return n;
+	// No snapshot given: the usual per-statement snapshot, as SPI_execute_plan.
+	return ExecPlanWithSnapshot(plan, params, InvalidSnapshot, out);
 }
 
 SPIPlanPtr

@@ -334,11 +334,11 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 		    h);
 	spi.ExecPlan(history_plan, h);
 
-	// Consumed buffer rows no other consumer needs any more (nothing to do when nothing was consumed).
-	if (result.action != "NO_DATA")
-		for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id))
-			if (dep.source_type == "TABLE" || dep.source_type == "STREAM_TABLE")
-				cdc::TrimBuffer(spi, dep.source_relid);
+	// Buffer rows no consumer needs any more. Also after NO_DATA: this consumer's frontier moved, and
+	// it may have been the one holding back rows the others have consumed.
+	for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id))
+		if (dep.source_type == "TABLE" || dep.source_type == "STREAM_TABLE")
+			cdc::TrimBuffer(spi, dep.source_relid);
 	return result;
 }
 

@@ -416,7 +416,7 @@ InputPostSql(RangeTblEntry *rte) {
 
 // Turns range-table entry `rte` into a subquery over `sql` whose last column is the weight.
 void
-ReplaceWithWeighted(RangeTblEntry *rte, const char *sql) {
+ReplaceWithWeighted(RangeTblEntry *rte, const char *sql, bool with_ok = false) {
 	Query *sub = ParseGenerated(sql);
 	char *refname = rte->eref->aliasname;
 	// Dropped columns have empty names in eref; give every position a name for the alias list.
@@ -429,6 +429,8 @@ ReplaceWithWeighted(RangeTblEntry *rte, const char *sql) {
 		pos++;
 	}
 	colnames = lappend(colnames, makeString(pstrdup("__pgt_w")));
+	if (with_ok)
+		colnames = lappend(colnames, makeString(pstrdup("__pgt_ok")));
 	rte->rtekind = RTE_SUBQUERY;
 	rte->subquery = sub;
 	rte->relid = InvalidOid;
@@ -441,7 +443,15 @@ ReplaceWithWeighted(RangeTblEntry *rte, const char *sql) {
 
 Expr *
 WeightVar(Index rtindex, RangeTblEntry *rte) {
-	return reinterpret_cast<Expr *>(makeVar(rtindex, list_length(rte->eref->colnames), INT8OID, -1, InvalidOid, 0));
+	// The last column of that name: a source column may be called "__pgt_w" too.
+	int attno = 0, pos = 1;
+	ListCell *lc;
+	foreach (lc, rte->eref->colnames) {
+		if (strcmp(strVal(lfirst(lc)), "__pgt_w") == 0)
+			attno = pos;
+		pos++;
+	}
+	return reinterpret_cast<Expr *>(makeVar(rtindex, static_cast<AttrNumber>(attno), INT8OID, -1, InvalidOid, 0));
 }
 
 // Non-junk target entries, renumbered.
@@ -569,6 +579,48 @@ PositionalRefs(const char *alias, int n) {
 	return s.data;
 }
 
+// Wraps each WHERE conjunct that can raise an error (is not leakproof) and reads a guarded kept input
+// and some other input in CASE WHEN <those inputs' "__pgt_ok" flags> THEN conjunct ELSE false END, so
+// it is evaluated only on pairs of rows that coexisted. Leakproof conjuncts (equality joins on
+// built-in types) stay as they are, so the planner still joins by them.
+void
+GuardMixedStateQuals(Query *term, Bitmapset *kept_rels) {
+	if (kept_rels == nullptr || term->jointree->quals == nullptr)
+		return;
+	List *conjuncts = make_ands_implicit(reinterpret_cast<Expr *>(term->jointree->quals));
+	List *out = NIL;
+	ListCell *lc;
+	foreach (lc, conjuncts) {
+		Node *conj = static_cast<Node *>(lfirst(lc));
+		Bitmapset *rels = pull_varnos(nullptr, conj);
+		Bitmapset *guard_rels = bms_intersect(rels, kept_rels);
+		if (bms_is_empty(guard_rels) || bms_num_members(rels) < 2 || !contain_leaked_vars(conj)) {
+			out = lappend(out, conj);
+			continue;
+		}
+		List *flags = NIL;
+		int rtindex = -1;
+		while ((rtindex = bms_next_member(guard_rels, rtindex)) >= 0) {
+			RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
+			flags = lappend(flags, makeVar(rtindex, static_cast<AttrNumber>(list_length(rte->eref->colnames)), BOOLOID,
+			                               -1, InvalidOid, 0));
+		}
+		CaseWhen *when = makeNode(CaseWhen);
+		when->expr = make_ands_explicit(flags);
+		when->result = reinterpret_cast<Expr *>(conj);
+		when->location = -1;
+		CaseExpr *c = makeNode(CaseExpr);
+		c->casetype = BOOLOID;
+		c->casecollid = InvalidOid;
+		c->arg = nullptr;
+		c->args = list_make1(when);
+		c->defresult = reinterpret_cast<Expr *>(makeBoolConst(false, false));
+		c->location = -1;
+		out = lappend(out, c);
+	}
+	term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(out));
+}
+
 // Consistent-state delta of an inner join whose inputs all have keys:
 //   Δ = Σi K<i ⋈ Pi ⋈ X₁>i  −  Σi K<i ⋈ Ni ⋈ X₀>i
 // where Pi / Ni are the rows the window inserted / deleted (net), Ki the rows it left alone (X₁ minus
@@ -582,6 +634,7 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 	char **neg = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **kept = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **before = static_cast<char **>(palloc(sizeof(char *) * n));
+	char **kept_ok = static_cast<char **>(palloc(sizeof(char *) * n));
 	for (int i = 0; i < n; i++) {
 		RangeTblEntry *rte = rt_fetch(list_nth_int(inputs, i), q->rtable);
 		int ncols = list_length(rte->eref->colnames);
@@ -607,6 +660,14 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 		                   quote_identifier(get_namespace_name(get_rel_namespace(rte->relid))),
 		                   quote_identifier(get_rel_name(rte->relid)), delta, names, match.data);
 		before[i] = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", kept[i], neg[i]);
+		// The same rows with a flag that re-checks, where a condition reads it, that the row's key was
+		// not touched: the planner may evaluate a join condition before the anti-join above.
+		kept_ok[i] = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", NOT EXISTS "
+		                      "(SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s) AS \"__pgt_ok\" FROM %s%s.%s a WHERE NOT EXISTS "
+		                      "(SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s)",
+		                      RelationColumns(rte->relid, "a", false), delta, names, match.data, rte->inh ? "" : "ONLY ",
+		                      quote_identifier(get_namespace_name(get_rel_namespace(rte->relid))),
+		                      quote_identifier(get_rel_name(rte->relid)), delta, names, match.data);
 	}
 	StringInfoData s;
 	initStringInfo(&s);
@@ -616,16 +677,23 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 			term->sortClause = NIL;
 			term->targetList = VisibleTargets(term->targetList);
 			Expr *weight = nullptr;
+			Bitmapset *kept_rels = nullptr;
 			for (int j = 0; j < n; j++) {
 				if (side == 0 && j > i)
 					continue; // the live table as it is now
 				Index rtindex = list_nth_int(inputs, j);
 				RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
-				const char *sql = j < i ? kept[j] : j == i ? (side == 0 ? pos[j] : neg[j]) : before[j];
-				ReplaceWithWeighted(rte, sql);
+				// Terms of the old state pair the live table's unchanged rows (kept) with old rows;
+				// before the anti-join drops them, changed live rows would meet old ones.
+				bool guarded = side == 1 && j < i;
+				const char *sql = j < i ? (guarded ? kept_ok[j] : kept[j]) : j == i ? (side == 0 ? pos[j] : neg[j]) : before[j];
+				ReplaceWithWeighted(rte, sql, guarded);
+				if (guarded)
+					kept_rels = bms_add_member(kept_rels, static_cast<int>(rtindex));
 				Expr *w = WeightVar(rtindex, rte);
 				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
 			}
+			GuardMixedStateQuals(term, kept_rels);
 			if (side == 1)
 				weight = make_opclause(mul, INT8OID, false, weight,
 				                       reinterpret_cast<Expr *>(makeConst(INT8OID, -1, InvalidOid, 8,

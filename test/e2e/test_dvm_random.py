@@ -409,16 +409,19 @@ MIXED_STATE_QUERIES = {
     "projection": "SELECT a.id, 100 / (b.y - a.z) AS r FROM mix_a a JOIN mix_b b ON a.id = b.id",
     "where": "SELECT a.id, b.y FROM mix_a a JOIN mix_b b ON a.id = b.id WHERE 100 / (b.y - a.z) > 0",
     "aggregate": "SELECT a.id, sum(100 / (b.y - a.z)) AS s FROM mix_a a JOIN mix_b b ON a.id = b.id GROUP BY a.id",
+    "on": "SELECT a.id, b.y FROM mix_a a JOIN mix_b b ON a.id = b.id AND 100 / (b.y - a.z) > 0",
+    "where_reversed": "SELECT a.id, b.y FROM mix_b b, mix_a a WHERE a.id = b.id AND 100 / (b.y - a.z) > 0",
 }
 
 
 @pytest.mark.parametrize("shape", [
     "aggregate",
     "projection",
-    pytest.param("where", marks=pytest.mark.xfail(strict=True, reason=(
-        "known limitation: for inputs with keys the join delta only pairs rows of one state, but PostgreSQL "
-        "may evaluate a WHERE condition on a joined pair before the anti-join that drops a changed row "
-        "from the unchanged-rows input has run; guarding the condition with CASE is the planned fix"))),
+    # PostgreSQL may evaluate a join condition on a pair before the anti-join that drops a changed row
+    # from the unchanged-rows input has run: conditions that can raise errors are guarded with CASE.
+    "where",
+    "on",
+    "where_reversed",
 ])
 def test_join_delta_does_not_evaluate_expressions_on_mixed_states(db, shape):
     """The delta of a join pairs rows of one input as of before the refresh window with rows of another

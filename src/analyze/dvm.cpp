@@ -380,12 +380,18 @@ BaseDeltaSql(RangeTblEntry *rte) {
 	                refs.data, raw, names.data, refs.data);
 }
 
+// The live table of a base-table input as a FROM item with alias a (ONLY unless it reads partitions
+// or children).
+char *
+LiveRelation(RangeTblEntry *rte) {
+	return psprintf("%s%s.%s a", rte->inh ? "" : "ONLY ",
+	                quote_identifier(get_namespace_name(get_rel_namespace(rte->relid))),
+	                quote_identifier(get_rel_name(rte->relid)));
+}
+
 char *
 BasePostSql(RangeTblEntry *rte) {
-	Oid relid = rte->relid;
-	return psprintf("SELECT %s FROM %s%s.%s a", RelationColumns(relid, "a", false), rte->inh ? "" : "ONLY ",
-	                quote_identifier(get_namespace_name(get_rel_namespace(relid))),
-	                quote_identifier(get_rel_name(relid)));
+	return psprintf("SELECT %s FROM %s", RelationColumns(rte->relid, "a", false), LiveRelation(rte));
 }
 
 // X₀ = X₁ − ΔX as a Z-set (the delta's columns renamed positionally to negate its weight).
@@ -654,20 +660,16 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 			appendStringInfo(&match, "%sk.\"__pgt_c%d\" OPERATOR(pg_catalog.=) a.%s", match.len ? " AND " : "", att,
 			                 quote_identifier(get_attname(rte->relid, static_cast<AttrNumber>(att), false)));
 		}
-		kept[i] = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s%s.%s a WHERE NOT EXISTS "
-		                   "(SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s)",
-		                   RelationColumns(rte->relid, "a", false), rte->inh ? "" : "ONLY ",
-		                   quote_identifier(get_namespace_name(get_rel_namespace(rte->relid))),
-		                   quote_identifier(get_rel_name(rte->relid)), delta, names, match.data);
+		// Rows of the live table whose key the window did not touch. kept_ok carries the same probe as a
+		// column, for conditions the planner may evaluate before the anti-join (GuardMixedStateQuals).
+		char *untouched = psprintf("NOT EXISTS (SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s)", delta, names,
+		                           match.data);
+		char *live = LiveRelation(rte);
+		char *cols = RelationColumns(rte->relid, "a", false);
+		kept[i] = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s WHERE %s", cols, live, untouched);
+		kept_ok[i] = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s WHERE %s", cols,
+		                      untouched, live, untouched);
 		before[i] = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", kept[i], neg[i]);
-		// The same rows with a flag that re-checks, where a condition reads it, that the row's key was
-		// not touched: the planner may evaluate a join condition before the anti-join above.
-		kept_ok[i] = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", NOT EXISTS "
-		                      "(SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s) AS \"__pgt_ok\" FROM %s%s.%s a WHERE NOT EXISTS "
-		                      "(SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s)",
-		                      RelationColumns(rte->relid, "a", false), delta, names, match.data, rte->inh ? "" : "ONLY ",
-		                      quote_identifier(get_namespace_name(get_rel_namespace(rte->relid))),
-		                      quote_identifier(get_rel_name(rte->relid)), delta, names, match.data);
 	}
 	StringInfoData s;
 	initStringInfo(&s);

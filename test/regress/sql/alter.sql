@@ -9,34 +9,8 @@ CREATE EXTENSION IF NOT EXISTS pg_trickle;
 RESET client_min_messages;
 CREATE SCHEMA al;
 SET search_path = al;
--- columns_of: a relation's visible columns (hidden __pgt_* bookkeeping columns of DIFFERENTIAL storage
--- tables left out), with type and collation.
-CREATE FUNCTION pg_temp.columns_of(rel regclass)
-RETURNS TABLE (attnum smallint, attname name, type text, collation name)
-LANGUAGE sql AS $$
-	SELECT a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), c.collname
-	FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_collation c ON c.oid = a.attcollation
-	WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT LIKE '\_\_pgt\_%'
-	ORDER BY a.attnum
-$$;
--- content_diff: rows in the stream table's visible columns and not in the query, and the reverse, as
--- multisets (EXCEPT ALL both ways). Must return no rows.
-CREATE FUNCTION pg_temp.content_diff(st text, query text)
-RETURNS TABLE (side text, row_value text)
-LANGUAGE plpgsql AS $$
-DECLARE
-	cols text;
-BEGIN
-	SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
-	FROM pg_attribute
-	WHERE attrelid = st::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\_\_pgt\_%';
-	RETURN QUERY EXECUTE format(
-		'SELECT ''only in stream table'', r::text FROM (SELECT %3$s FROM %1$s EXCEPT ALL (%2$s)) r
-		 UNION ALL
-		 SELECT ''only in query'', r::text FROM ((%2$s) EXCEPT ALL SELECT %3$s FROM %1$s) r
-		 ORDER BY 1, 2', st, query, cols);
-END
-$$;
+-- columns_of, column_diff, content_diff: see test/regress/helpers.sql.
+\i test/regress/helpers.sql
 CREATE VIEW pg_temp.sts AS
 SELECT pgt_name, schedule, refresh_mode, requested_refresh_mode AS requested, refresh_mode_reason AS reason,
        status, is_populated, functions_used, original_query

@@ -12,24 +12,8 @@ CREATE SCHEMA rf;
 SET search_path = rf;
 -- No volume-based fallback to FULL (it depends on statistics): see differential.
 SET pg_trickle.differential_max_change_ratio = 0;
--- content_diff: rows in the stream table's visible columns and not in the query, and the reverse, as
--- multisets (EXCEPT ALL both ways). Must return no rows.
-CREATE FUNCTION pg_temp.content_diff(st text, query text)
-RETURNS TABLE (side text, row_value text)
-LANGUAGE plpgsql AS $$
-DECLARE
-	cols text;
-BEGIN
-	SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
-	FROM pg_attribute
-	WHERE attrelid = st::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\_\_pgt\_%';
-	RETURN QUERY EXECUTE format(
-		'SELECT ''only in stream table'', r::text FROM (SELECT %3$s FROM %1$s EXCEPT ALL (%2$s)) r
-		 UNION ALL
-		 SELECT ''only in query'', r::text FROM ((%2$s) EXCEPT ALL SELECT %3$s FROM %1$s) r
-		 ORDER BY 1, 2', st, query, cols);
-END
-$$;
+-- columns_of, column_diff, content_diff: see test/regress/helpers.sql.
+\i test/regress/helpers.sql
 -- History rows of one stream table, oldest first (no timestamps: only whether they are set and ordered).
 CREATE FUNCTION pg_temp.history(st text)
 RETURNS TABLE (action text, status text, initiated_by text, rows_inserted bigint, rows_deleted bigint,

@@ -31,6 +31,7 @@ extern "C" {
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "rewrite/rewriteHandler.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
@@ -93,6 +94,8 @@ TreeLine(BuildCtx *ctx, int depth, const char *text) {
 }
 
 bool CheckDifferentiable(BuildCtx *ctx, Query *q, int depth);
+bool CheckLevelSublinks(BuildCtx *ctx, Query *q, int depth);
+bool SublinkOutsideAggs(Node *node, void *context);
 
 bool
 IsUnionAllTree(Node *n) {
@@ -177,11 +180,6 @@ CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping) {
 		                                       : "WITH (common table expressions) is not maintained differentially yet");
 		return false;
 	}
-	if (q->hasSubLinks) {
-		Unsupported(ctx, "%s", "subqueries in expressions (EXISTS, IN, scalar subqueries) are not maintained "
-		                       "differentially yet");
-		return false;
-	}
 	if (q->hasWindowFuncs) {
 		Unsupported(ctx, "%s", "window functions are not maintained differentially yet");
 		return false;
@@ -229,6 +227,8 @@ CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping) {
 		return true;
 	}
 	if (!CheckJoinTree(ctx, reinterpret_cast<Node *>(q->jointree)))
+		return false;
+	if (!CheckLevelSublinks(ctx, q, depth))
 		return false;
 	List *inputs = NIL;
 	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &inputs);
@@ -517,7 +517,14 @@ FlattenInnerJoins(Query *q) {
 	if (where)
 		where = flatten_join_alias_vars(nullptr, q, where);
 	q->targetList = reinterpret_cast<List *>(flatten_join_alias_vars(nullptr, q, reinterpret_cast<Node *>(q->targetList)));
+	q->havingQual = flatten_join_alias_vars(nullptr, q, q->havingQual);
 	q->jointree = makeFromExpr(fromlist, where);
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_GROUP)
+			rte->groupexprs = reinterpret_cast<List *>(
+			    flatten_join_alias_vars(nullptr, q, reinterpret_cast<Node *>(rte->groupexprs)));
+	}
 	foreach (lc, q->rtable) {
 		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
 		if (rte->rtekind == RTE_JOIN) {
@@ -627,6 +634,47 @@ GuardMixedStateQuals(Query *term, Bitmapset *kept_rels) {
 	term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(out));
 }
 
+// The states of a keyed base-table input, as weighted SQL (see ConsistentJoinDelta).
+struct KeyedStates {
+	char *pos;     // rows the window inserted (net)
+	char *neg;     // rows the window deleted (net), weight positive
+	char *kept;    // live rows whose key the window did not touch
+	char *kept_ok; // kept, plus the "__pgt_ok" flag column
+	char *before;  // the old state: kept + neg
+};
+
+KeyedStates
+KeyedStatesOf(RangeTblEntry *rte) {
+	KeyedStates st;
+	int ncols = list_length(rte->eref->colnames);
+	char *names = PositionalNames(ncols);
+	char *delta = BaseDeltaSql(rte);
+	st.pos = psprintf("SELECT %s, d.\"__pgt_cw\" AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
+	                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.>) 0",
+	                  PositionalRefs("d", ncols), delta, names);
+	st.neg = psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
+	                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
+	                  PositionalRefs("d", ncols), delta, names);
+	StringInfoData match;
+	initStringInfo(&match);
+	ListCell *lc;
+	foreach (lc, RelationKey(rte->relid)) {
+		int att = lfirst_int(lc);
+		appendStringInfo(&match, "%sk.\"__pgt_c%d\" OPERATOR(pg_catalog.=) a.%s", match.len ? " AND " : "", att,
+		                 quote_identifier(get_attname(rte->relid, static_cast<AttrNumber>(att), false)));
+	}
+	// Rows of the live table whose key the window did not touch. kept_ok carries the same probe as a
+	// column, for conditions the planner may evaluate before the anti-join (GuardMixedStateQuals).
+	char *untouched = psprintf("NOT EXISTS (SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s)", delta, names, match.data);
+	char *live = LiveRelation(rte);
+	char *cols = RelationColumns(rte->relid, "a", false);
+	st.kept = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s WHERE %s", cols, live, untouched);
+	st.kept_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s WHERE %s", cols,
+	                      untouched, live, untouched);
+	st.before = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", st.kept, st.neg);
+	return st;
+}
+
 // Consistent-state delta of an inner join whose inputs all have keys:
 //   Δ = Σi K<i ⋈ Pi ⋈ X₁>i  −  Σi K<i ⋈ Ni ⋈ X₀>i
 // where Pi / Ni are the rows the window inserted / deleted (net), Ki the rows it left alone (X₁ minus
@@ -642,34 +690,12 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 	char **before = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **kept_ok = static_cast<char **>(palloc(sizeof(char *) * n));
 	for (int i = 0; i < n; i++) {
-		RangeTblEntry *rte = rt_fetch(list_nth_int(inputs, i), q->rtable);
-		int ncols = list_length(rte->eref->colnames);
-		char *names = PositionalNames(ncols);
-		char *delta = BaseDeltaSql(rte);
-		pos[i] = psprintf("SELECT %s, d.\"__pgt_cw\" AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
-		                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.>) 0",
-		                  PositionalRefs("d", ncols), delta, names);
-		neg[i] = psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
-		                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
-		                  PositionalRefs("d", ncols), delta, names);
-		StringInfoData match;
-		initStringInfo(&match);
-		ListCell *lc;
-		foreach (lc, RelationKey(rte->relid)) {
-			int att = lfirst_int(lc);
-			appendStringInfo(&match, "%sk.\"__pgt_c%d\" OPERATOR(pg_catalog.=) a.%s", match.len ? " AND " : "", att,
-			                 quote_identifier(get_attname(rte->relid, static_cast<AttrNumber>(att), false)));
-		}
-		// Rows of the live table whose key the window did not touch. kept_ok carries the same probe as a
-		// column, for conditions the planner may evaluate before the anti-join (GuardMixedStateQuals).
-		char *untouched = psprintf("NOT EXISTS (SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s)", delta, names,
-		                           match.data);
-		char *live = LiveRelation(rte);
-		char *cols = RelationColumns(rte->relid, "a", false);
-		kept[i] = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s WHERE %s", cols, live, untouched);
-		kept_ok[i] = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s WHERE %s", cols,
-		                      untouched, live, untouched);
-		before[i] = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", kept[i], neg[i]);
+		KeyedStates st = KeyedStatesOf(rt_fetch(list_nth_int(inputs, i), q->rtable));
+		pos[i] = st.pos;
+		neg[i] = st.neg;
+		kept[i] = st.kept;
+		kept_ok[i] = st.kept_ok;
+		before[i] = st.before;
 	}
 	StringInfoData s;
 	initStringInfo(&s);
@@ -725,6 +751,361 @@ InputsKeyed(Query *q, List *inputs) {
 	return true;
 }
 
+// --- Subqueries in expressions (EXISTS, IN, NOT IN, op ANY/ALL, scalar subqueries) -----------------
+//
+// A level Q(L; S) reads its FROM inputs L and, through its subqueries, relations S. Split
+//   Q(L₁; S₁) − Q(L₀; S₀) = [Q(L₁; S₁) − Q(L₀; S₁)] + [Q(L₀; S₁) − Q(L₀; S₀)].
+// The first bracket is the ordinary join delta with the subqueries left as they are (reading the live
+// tables). The second re-evaluates the level over the old state of its inputs twice — subqueries on
+// the live tables, then on the old state of their relations — restricted to the input rows whose
+// subquery results can differ: those for which a subquery finds a changed row (a probe). Any superset
+// of the affected rows gives the same result, so the probe may be generous; what it must not do is
+// miss a row. Probes are disjoint pieces (EXISTS probe k AND NOT EXISTS probes 1..k-1), so each is a
+// plain semi-join the planner can drive from the change buffers.
+
+// Changed rows of a base table in the window (every image, inserted or deleted), weight 1.
+char *
+ChangedRowsSql(RangeTblEntry *rte) {
+	char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", rte->relid)));
+	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s b WHERE b.\"__pgt_op\" "
+	                "OPERATOR(pg_catalog.<>) 'T' AND %s",
+	                RelationColumns(rte->relid, "b", true), buffer, BufferWindowPredicate("b").c_str());
+}
+
+// Every row version of either state: the live table plus every changed row.
+char *
+AllImagesSql(RangeTblEntry *rte) {
+	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s UNION ALL %s",
+	                RelationColumns(rte->relid, "a", false), LiveRelation(rte), ChangedRowsSql(rte));
+}
+
+// The old state of a base table as a bag of rows (weight 1 each).
+char *
+OldRowsSql(RangeTblEntry *rte) {
+	if (RelationKey(rte->relid) != NIL)
+		return KeyedStatesOf(rte).before; // keyed: each key once, so neg weights are 1
+	int ncols = list_length(rte->eref->colnames);
+	char *names = PositionalNames(ncols);
+	char *delta = BaseDeltaSql(rte);
+	char *cols = RelationColumns(rte->relid, "a", false);
+	char *live = LiveRelation(rte);
+	char *same = psprintf("ROW(%s) IS NOT DISTINCT FROM ROW(%s)", cols, PositionalRefs("d", ncols));
+	// Rows equal to no changed row, plus each changed row as often as the old state held it.
+	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s WHERE NOT EXISTS (SELECT 1 FROM (%s) d(%s\"__pgt_cw\") "
+	                "WHERE %s) UNION ALL SELECT %s, 1::pg_catalog.int8 FROM (SELECT d.*, (SELECT pg_catalog.count(*) FROM %s "
+	                "WHERE %s) OPERATOR(pg_catalog.-) d.\"__pgt_cw\" AS \"__pgt_n\" FROM (%s) d(%s\"__pgt_cw\")) v, "
+	                "pg_catalog.generate_series(1::pg_catalog.int8, v.\"__pgt_n\") g",
+	                cols, live, delta, names, same, PositionalRefs("v", ncols), live, same, delta, names);
+}
+
+struct SublinkCollect {
+	List *sublinks;
+};
+
+// SubLinks of one query level (not those inside them or inside subqueries in FROM).
+bool
+CollectSublinksWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, SubLink)) {
+		auto *c = static_cast<SublinkCollect *>(context);
+		c->sublinks = lappend(c->sublinks, node);
+		return CollectSublinksWalker(reinterpret_cast<SubLink *>(node)->testexpr, context);
+	}
+	if (IsA(node, Query))
+		return false;
+	return expression_tree_walker(node, CollectSublinksWalker, context);
+}
+
+List *
+LevelSublinks(Query *q) {
+	SublinkCollect c{NIL};
+	(void)CollectSublinksWalker(reinterpret_cast<Node *>(q->targetList), &c);
+	(void)CollectSublinksWalker(reinterpret_cast<Node *>(q->jointree), &c);
+	(void)CollectSublinksWalker(q->havingQual, &c);
+	return c.sublinks;
+}
+
+bool
+SublinkOutsideAggs(Node *node, void *context) {
+	if (node == nullptr || IsA(node, Aggref) || IsA(node, Query))
+		return false;
+	if (IsA(node, SubLink))
+		return true;
+	return expression_tree_walker(node, SublinkOutsideAggs, context);
+}
+
+bool
+ContainsSublink(Node *n) {
+	SublinkCollect c{NIL};
+	(void)CollectSublinksWalker(n, &c);
+	return c.sublinks != NIL;
+}
+
+// A subquery's own body: base tables joined by inner joins, with WHERE, optional aggregation; more
+// subqueries only in its WHERE/ON conditions.
+bool
+CheckSublinkBody(BuildCtx *ctx, Query *body) {
+	if (body->setOperations || body->cteList || body->hasWindowFuncs || body->hasTargetSRFs || body->limitCount ||
+	    body->limitOffset || body->groupingSets || body->hasDistinctOn || body->rowMarks) {
+		Unsupported(ctx, "%s", "a subquery in an expression uses set operations, WITH, window functions, LIMIT, "
+		                       "DISTINCT ON or grouping sets, which are not maintained differentially yet");
+		return false;
+	}
+	if (ContainsSublink(reinterpret_cast<Node *>(body->targetList)) || ContainsSublink(body->havingQual)) {
+		Unsupported(ctx, "%s", "a subquery nested in the select list or HAVING of another subquery is not "
+		                       "maintained differentially yet");
+		return false;
+	}
+	if (!CheckJoinTree(ctx, reinterpret_cast<Node *>(body->jointree)))
+		return false;
+	ListCell *lc;
+	foreach (lc, body->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_JOIN || rte->rtekind == RTE_GROUP)
+			continue;
+		if (rte->rtekind != RTE_RELATION ||
+		    (rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE) || rte->tablesample) {
+			Unsupported(ctx, "%s", "a subquery in an expression reads something other than tables (a subquery, "
+			                       "function or VALUES in its FROM), which is not maintained differentially yet");
+			return false;
+		}
+		if (RelationKey(rte->relid) == NIL && !AllColumnsGroupable(rte->relid)) {
+			Unsupported(ctx, "table \"%s\" read by a subquery has no key and a column without equality",
+			            get_rel_name(rte->relid));
+			return false;
+		}
+	}
+	List *nested = LevelSublinks(body);
+	foreach (lc, nested)
+		if (!CheckSublinkBody(ctx, reinterpret_cast<Query *>(static_cast<SubLink *>(lfirst(lc))->subselect)))
+			return false;
+	return true;
+}
+
+bool
+CheckLevelSublinks(BuildCtx *ctx, Query *q, int depth) {
+	List *sublinks = LevelSublinks(q);
+	if (sublinks == NIL)
+		return true;
+	TreeLine(ctx, depth, psprintf("SubqueryFilter (%d subquer%s: live and old state, probed by changed rows)",
+	                              list_length(sublinks), list_length(sublinks) == 1 ? "y" : "ies"));
+	ListCell *lc;
+	foreach (lc, sublinks)
+		if (!CheckSublinkBody(ctx, reinterpret_cast<Query *>(static_cast<SubLink *>(lfirst(lc))->subselect)))
+			return false;
+	return true;
+}
+
+struct ParamSubstCtx {
+	List *targets; // the subquery's target list
+};
+
+Node *
+SublinkParamMutator(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	if (IsA(node, Param) && reinterpret_cast<Param *>(node)->paramkind == PARAM_SUBLINK) {
+		auto *c = static_cast<ParamSubstCtx *>(context);
+		TargetEntry *tle = get_tle_by_resno(c->targets, reinterpret_cast<Param *>(node)->paramid);
+		return reinterpret_cast<Node *>(copyObject(tle->expr));
+	}
+	return expression_tree_mutator(node, SublinkParamMutator, context);
+}
+
+// For x op ANY (subquery) / x op ALL (subquery): the condition a subquery row must meet to be able to
+// change the result for an outer row (ANY: an element that is not false; ALL: one that is not true),
+// in the subquery's terms. nullptr when the subquery's output is an aggregate (no such restriction).
+Expr *
+SublinkRowCondition(SubLink *sl) {
+	if ((sl->subLinkType != ANY_SUBLINK && sl->subLinkType != ALL_SUBLINK) || sl->testexpr == nullptr)
+		return nullptr;
+	auto *body = reinterpret_cast<Query *>(sl->subselect);
+	if (body->hasAggs && contain_agg_clause(reinterpret_cast<Node *>(body->targetList)))
+		return nullptr;
+	Node *test = static_cast<Node *>(copyObject(sl->testexpr));
+	IncrementVarSublevelsUp(test, 1, 0); // the outer row's columns, seen from inside the subquery
+	ParamSubstCtx pc{body->targetList};
+	test = SublinkParamMutator(test, &pc);
+	BooleanTest *bt = makeNode(BooleanTest);
+	bt->arg = reinterpret_cast<Expr *>(test);
+	bt->booltesttype = sl->subLinkType == ANY_SUBLINK ? IS_NOT_FALSE : IS_NOT_TRUE;
+	bt->location = -1;
+	return reinterpret_cast<Expr *>(bt);
+}
+
+SubLink *
+MakeExists(Query *sub) {
+	SubLink *sl = makeNode(SubLink);
+	sl->subLinkType = EXISTS_SUBLINK;
+	sl->subLinkId = 0;
+	sl->testexpr = nullptr;
+	sl->operName = NIL;
+	sl->subselect = reinterpret_cast<Node *>(sub);
+	sl->location = -1;
+	return sl;
+}
+
+List *ProbeArms(SubLink *sl);
+
+// Probe queries for one subquery: each is a copy of its body (aggregation removed, output 1) over
+// changed rows; together they find every changed row that can change its result for an outer row.
+List *
+ProbeArms(SubLink *sl) {
+	Expr *row_cond = SublinkRowCondition(sl);
+	if (row_cond) { // in terms of the body's inputs (grouping and join alias columns resolved)
+		auto *orig = reinterpret_cast<Query *>(sl->subselect);
+		Node *c = reinterpret_cast<Node *>(row_cond);
+		if (orig->hasGroupRTE)
+			c = flatten_group_exprs(nullptr, orig, c);
+		row_cond = reinterpret_cast<Expr *>(flatten_join_alias_vars(nullptr, orig, c));
+	}
+	Query *body = FlattenInnerJoins(reinterpret_cast<Query *>(sl->subselect));
+	body->hasAggs = false;
+	body->groupClause = NIL;
+	body->havingQual = nullptr;
+	body->distinctClause = NIL;
+	body->sortClause = NIL;
+	body->targetList = list_make1(makeTargetEntry(
+	    reinterpret_cast<Expr *>(makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(1), false, true)), 1,
+	    pstrdup("__pgt_one"), false));
+	List *plain = NIL;
+	List *nested = NIL; // conjuncts holding subqueries
+	if (body->jointree->quals) {
+		ListCell *lc;
+		foreach (lc, make_ands_implicit(reinterpret_cast<Expr *>(body->jointree->quals))) {
+			Node *c = static_cast<Node *>(lfirst(lc));
+			if (ContainsSublink(c))
+				nested = lappend(nested, c);
+			else
+				plain = lappend(plain, c);
+		}
+	}
+	if (row_cond)
+		plain = lappend(plain, row_cond);
+	List *rels = NIL;
+	ListCell *lc;
+	int idx = 1;
+	foreach (lc, body->rtable) {
+		if (static_cast<RangeTblEntry *>(lfirst(lc))->rtekind == RTE_RELATION)
+			rels = lappend_int(rels, idx);
+		idx++;
+	}
+	List *arms = NIL;
+	// A changed row of one table, with any version of the others' rows.
+	foreach (lc, rels) {
+		Query *arm = static_cast<Query *>(copyObject(body));
+		arm->jointree->quals = plain ? reinterpret_cast<Node *>(make_ands_explicit(list_copy(plain))) : nullptr;
+		ListCell *lc2;
+		foreach (lc2, rels) {
+			RangeTblEntry *rte = rt_fetch(lfirst_int(lc2), arm->rtable);
+			ReplaceWithWeighted(rte, lfirst_int(lc2) == lfirst_int(lc) ? ChangedRowsSql(rte) : AllImagesSql(rte));
+		}
+		arms = lappend(arms, arm);
+	}
+	// Rows (any version) for which a nested subquery's result can change.
+	foreach (lc, nested) {
+		SublinkCollect c{NIL};
+		(void)CollectSublinksWalker(static_cast<Node *>(lfirst(lc)), &c);
+		ListCell *lc3;
+		foreach (lc3, c.sublinks) {
+			ListCell *lc4;
+			foreach (lc4, ProbeArms(static_cast<SubLink *>(lfirst(lc3)))) {
+				Query *arm = static_cast<Query *>(copyObject(body));
+				List *conj = list_copy(plain);
+				conj = lappend(conj, MakeExists(static_cast<Query *>(lfirst(lc4))));
+				arm->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(conj));
+				ListCell *lc2;
+				foreach (lc2, rels)
+					ReplaceWithWeighted(rt_fetch(lfirst_int(lc2), arm->rtable),
+					                    AllImagesSql(rt_fetch(lfirst_int(lc2), arm->rtable)));
+				arms = lappend(arms, arm);
+			}
+		}
+	}
+	return arms;
+}
+
+// Replaces every table read by the subqueries of `node` (nested ones too) by its old state.
+bool
+OldStateSublinksWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, SubLink)) {
+		// Joins written with JOIN ... ON become a flat FROM list first: a join's column bookkeeping
+		// would not survive its inputs turning into subqueries.
+		auto *sl = reinterpret_cast<SubLink *>(node);
+		sl->subselect = reinterpret_cast<Node *>(FlattenInnerJoins(reinterpret_cast<Query *>(sl->subselect)));
+		if (OldStateSublinksWalker(sl->testexpr, context))
+			return true;
+		return OldStateSublinksWalker(sl->subselect, context);
+	}
+	if (IsA(node, Query)) {
+		Query *sub = reinterpret_cast<Query *>(node);
+		ListCell *lc;
+		foreach (lc, sub->rtable) {
+			auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+			if (rte->rtekind == RTE_RELATION)
+				ReplaceWithWeighted(rte, OldRowsSql(rte));
+		}
+		// Not into the range table: it now holds our generated subqueries.
+		return query_tree_walker(sub, OldStateSublinksWalker, context, QTW_IGNORE_RANGE_TABLE);
+	}
+	return expression_tree_walker(node, OldStateSublinksWalker, context);
+}
+
+// The second bracket above: Q(L₀; S₁) − Q(L₀; S₀) over the probed rows.
+char *
+SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
+	List *sublinks = LevelSublinks(q);
+	List *arms = NIL;
+	ListCell *lc;
+	foreach (lc, sublinks)
+		arms = list_concat(arms, ProbeArms(static_cast<SubLink *>(lfirst(lc))));
+	int n = list_length(inputs);
+	StringInfoData s;
+	initStringInfo(&s);
+	for (int k = 0; k < list_length(arms); k++) {
+		List *probe = list_make1(MakeExists(static_cast<Query *>(copyObject(list_nth(arms, k)))));
+		for (int m = 0; m < k; m++) {
+			Expr *e = reinterpret_cast<Expr *>(MakeExists(static_cast<Query *>(copyObject(list_nth(arms, m)))));
+			probe = lappend(probe, makeBoolExpr(NOT_EXPR, list_make1(e), -1));
+		}
+		for (int side = 0; side < 2; side++) {
+			Query *term = static_cast<Query *>(copyObject(q));
+			term->sortClause = NIL;
+			term->targetList = VisibleTargets(term->targetList);
+			Expr *weight = nullptr;
+			for (int j = 0; j < n; j++) {
+				Index rtindex = list_nth_int(inputs, j);
+				RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
+				ReplaceWithWeighted(rte, old_state[j]);
+				Expr *w = WeightVar(rtindex, rte);
+				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
+			}
+			List *quals = term->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(term->jointree->quals)) : NIL;
+			if (side == 1) {
+				// Subqueries over the old state (the probe itself stays on the change buffers).
+				(void)OldStateSublinksWalker(reinterpret_cast<Node *>(quals), nullptr);
+				(void)OldStateSublinksWalker(reinterpret_cast<Node *>(term->targetList), nullptr);
+			}
+			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
+			term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));
+			Expr *sign = reinterpret_cast<Expr *>(
+			    makeConst(INT8OID, -1, InvalidOid, 8, Int64GetDatum(side == 0 ? 1 : -1), false, true));
+			weight = weight ? make_opclause(mul, INT8OID, false, weight, sign, InvalidOid, InvalidOid) : sign;
+			if (IsA(weight, OpExpr))
+				set_opfuncid(reinterpret_cast<OpExpr *>(weight));
+			term->targetList = lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1,
+			                                                                 pstrdup("__pgt_w"), false));
+			if (s.len > 0)
+				appendStringInfoString(&s, "\nUNION ALL\n");
+			appendStringInfoString(&s, Deparse(term));
+		}
+	}
+	return s.data;
+}
+
 // Delta of a select-project-join level (or UNION ALL), producing its visible columns + "__pgt_w".
 char *
 DeltaOfQuery(Query *q) {
@@ -748,39 +1129,50 @@ DeltaOfQuery(Query *q) {
 	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &inputs);
 	int n = list_length(inputs);
 	Oid mul = OpernameGetOprid(list_make1(makeString(pstrdup("*"))), INT8OID, INT8OID);
-	if (n > 1 && InputsKeyed(q, inputs))
-		return ConsistentJoinDelta(q, inputs, mul);
-
-	// Each input's delta and post-state, generated once.
-	char **delta = static_cast<char **>(palloc(sizeof(char *) * n));
-	char **post = static_cast<char **>(palloc(sizeof(char *) * n));
-	for (int i = 0; i < n; i++) {
-		RangeTblEntry *rte = rt_fetch(list_nth_int(inputs, i), q->rtable);
-		delta[i] = InputDeltaSql(rte);
-		post[i] = InputPostSql(rte);
-	}
-
+	bool keyed = n > 1 && InputsKeyed(q, inputs);
 	StringInfoData s;
 	initStringInfo(&s);
-	for (int i = 0; i < n; i++) {
-		Query *term = static_cast<Query *>(copyObject(q));
-		term->sortClause = NIL;
-		term->targetList = VisibleTargets(term->targetList);
-		Expr *weight = nullptr;
-		for (int j = i; j < n; j++) {
-			Index rtindex = list_nth_int(inputs, j);
-			RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
-			ReplaceWithWeighted(rte, j == i ? delta[j] : PreStateSql(post[j], delta[j], list_length(rte->eref->colnames)));
-			Expr *w = WeightVar(rtindex, rte);
-			weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
+	char **old_state = static_cast<char **>(palloc(sizeof(char *) * (n + 1)));
+	if (keyed) {
+		appendStringInfoString(&s, ConsistentJoinDelta(q, inputs, mul));
+		for (int i = 0; i < n; i++)
+			old_state[i] = KeyedStatesOf(rt_fetch(list_nth_int(inputs, i), q->rtable)).before;
+	} else {
+		// Each input's delta and post-state, generated once.
+		char **delta = static_cast<char **>(palloc(sizeof(char *) * (n + 1)));
+		char **post = static_cast<char **>(palloc(sizeof(char *) * (n + 1)));
+		for (int i = 0; i < n; i++) {
+			RangeTblEntry *rte = rt_fetch(list_nth_int(inputs, i), q->rtable);
+			delta[i] = InputDeltaSql(rte);
+			post[i] = InputPostSql(rte);
+			old_state[i] = PreStateSql(post[i], delta[i], list_length(rte->eref->colnames));
 		}
-		if (weight && IsA(weight, OpExpr))
-			set_opfuncid(reinterpret_cast<OpExpr *>(weight));
-		term->targetList = lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1,
-		                                                                 pstrdup("__pgt_w"), false));
-		if (s.len > 0)
+		for (int i = 0; i < n; i++) {
+			Query *term = static_cast<Query *>(copyObject(q));
+			term->sortClause = NIL;
+			term->targetList = VisibleTargets(term->targetList);
+			Expr *weight = nullptr;
+			for (int j = i; j < n; j++) {
+				Index rtindex = list_nth_int(inputs, j);
+				RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
+				ReplaceWithWeighted(rte, j == i ? delta[j] : old_state[j]);
+				Expr *w = WeightVar(rtindex, rte);
+				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
+			}
+			if (weight && IsA(weight, OpExpr))
+				set_opfuncid(reinterpret_cast<OpExpr *>(weight));
+			term->targetList = lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1,
+			                                                                 pstrdup("__pgt_w"), false));
+			if (s.len > 0)
+				appendStringInfoString(&s, "\nUNION ALL\n");
+			appendStringInfoString(&s, Deparse(term));
+		}
+	}
+	if (LevelSublinks(q) != NIL) {
+		char *sub = SublinkStateDelta(q, inputs, mul, old_state);
+		if (s.len > 0 && sub[0])
 			appendStringInfoString(&s, "\nUNION ALL\n");
-		appendStringInfoString(&s, Deparse(term));
+		appendStringInfoString(&s, sub);
 	}
 	return s.data;
 }
@@ -869,6 +1261,74 @@ DeparseStandalone(Expr *expr) {
 	return pnstrdup(sql + plen, len - plen - slen);
 }
 
+// --- Common table expressions -----------------------------------------------------------------------
+
+// Non-recursive CTEs are inlined: every reference becomes a subquery in FROM holding a copy of the
+// CTE's query (for the immutable queries a stream table allows, a CTE's result does not depend on
+// whether it is evaluated once or per reference). WITH RECURSIVE stays as it is (reported
+// unsupported later).
+struct CteInlineCtx {
+	List *stack; // Query*, innermost first
+};
+
+bool InlineCtesWalker(Node *node, void *context);
+
+void
+InlineCtesIn(Query *q, CteInlineCtx *ctx) {
+	ctx->stack = lcons(q, ctx->stack);
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind != RTE_CTE || rte->self_reference)
+			continue;
+		Query *owner = static_cast<Query *>(list_nth(ctx->stack, static_cast<int>(rte->ctelevelsup)));
+		if (owner->hasRecursive)
+			continue;
+		ListCell *cl;
+		foreach (cl, owner->cteList) {
+			auto *cte = static_cast<CommonTableExpr *>(lfirst(cl));
+			if (strcmp(cte->ctename, rte->ctename) != 0 || !IsA(cte->ctequery, Query))
+				continue;
+			auto *sub = reinterpret_cast<Query *>(copyObject(cte->ctequery));
+			if (rte->ctelevelsup > 0)
+				IncrementVarSublevelsUp(reinterpret_cast<Node *>(sub), static_cast<int>(rte->ctelevelsup), 1);
+			rte->rtekind = RTE_SUBQUERY;
+			rte->subquery = sub;
+			rte->security_barrier = false;
+			rte->ctename = nullptr;
+			rte->ctelevelsup = 0;
+			rte->self_reference = false;
+			rte->coltypes = NIL;
+			rte->coltypmods = NIL;
+			rte->colcollations = NIL;
+			break;
+		}
+	}
+	(void)query_tree_walker(q, InlineCtesWalker, ctx, QTW_IGNORE_CTE_SUBQUERIES);
+	if (!q->hasRecursive)
+		q->cteList = NIL;
+	ctx->stack = list_delete_first(ctx->stack);
+}
+
+bool
+InlineCtesWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query)) {
+		InlineCtesIn(reinterpret_cast<Query *>(node), static_cast<CteInlineCtx *>(context));
+		return false;
+	}
+	return expression_tree_walker(node, InlineCtesWalker, context);
+}
+
+Query *
+InlineCtes(Query *q) {
+	q = static_cast<Query *>(copyObject(q));
+	CteInlineCtx ctx{NIL};
+	InlineCtesIn(q, &ctx);
+	return q;
+}
+
 // --- The whole plan ----------------------------------------------------------------------------------
 
 struct RawAgg {
@@ -939,7 +1399,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 	List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
 	Query *analysed = parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, nullptr, 0, nullptr);
 	List *rewritten = QueryRewrite(analysed);
-	Query *q = linitial_node(Query, rewritten);
+	Query *q = InlineCtes(linitial_node(Query, rewritten));
 
 	List *visible = VisibleTargets(q->targetList);
 	out->visible_names = NIL;
@@ -1041,6 +1501,11 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 	}
 
 	// GROUP BY / aggregates.
+	if (SublinkOutsideAggs(reinterpret_cast<Node *>(q->targetList), nullptr) || SublinkOutsideAggs(q->havingQual, nullptr)) {
+		out->unsupported = "a subquery in the select list or HAVING of an aggregate query (outside an aggregate's "
+		                   "argument) is not maintained differentially yet";
+		return;
+	}
 	if (q->setOperations) {
 		out->unsupported = "aggregates over set operations are not maintained differentially yet";
 		return;

@@ -205,6 +205,38 @@ QUERIES = {
     "r_expr_key": "SELECT coalesce(name, '?') || '/' || (g % 2)::text AS key, max(k) AS mx, "
                   "string_agg(id::text, ',' ORDER BY id) AS ids FROM t1 GROUP BY coalesce(name, '?') || '/' || (g % 2)::text",
     "r_having3": "SELECT s, count(*) AS n FROM bag GROUP BY s HAVING max(k) > 7 OR min(v) IS NULL",
+    # --- subqueries in expressions (EXISTS, IN, NOT IN, ANY/ALL, scalar) --------------------------------
+    "sl_exists": "SELECT a.id, a.name FROM t1 a WHERE EXISTS (SELECT 1 FROM t2 b WHERE b.t1_id = a.id AND b.amount > 10)",
+    "sl_not_exists_bag": "SELECT a.id, a.g FROM t1 a WHERE NOT EXISTS (SELECT 1 FROM bag b WHERE b.k = a.g)",
+    "sl_in": "SELECT id, qty FROM t1 WHERE d_id IN (SELECT d_id FROM dim WHERE weight > 2)",
+    "sl_not_in": "SELECT k, v FROM bag WHERE v NOT IN (SELECT qty FROM t1 WHERE g = 1 AND qty IS NOT NULL)",
+    "sl_not_in_nulls": "SELECT id, g FROM t2 WHERE g NOT IN (SELECT v FROM bag WHERE k < 4)",
+    "sl_any": "SELECT id FROM t2 WHERE amount > ANY (SELECT amt FROM t1 WHERE t1.g = t2.g)",
+    "sl_all": "SELECT id, amount FROM t2 WHERE amount >= ALL (SELECT amt FROM t1 WHERE t1.d_id = t2.d_id)",
+    "sl_row_in": "SELECT id FROM t1 WHERE (g, d_id) IN (SELECT g, d_id FROM t2)",
+    "sl_scalar_where": "SELECT id, amt FROM t1 WHERE amt > (SELECT avg(amount) FROM t2 WHERE t2.g = t1.g)",
+    "sl_scalar_uncorr": "SELECT id, k FROM t1 WHERE k > (SELECT avg(k) FROM t1)",
+    "sl_scalar_select": "SELECT d.d_id, (SELECT count(*) FROM t1 a WHERE a.d_id = d.d_id) AS n, "
+                        "(SELECT max(v) FROM bag WHERE bag.k = d.weight) AS mv FROM dim d",
+    "sl_join": "SELECT a.id, d.label FROM t1 a JOIN dim d ON d.d_id = a.d_id WHERE EXISTS (SELECT 1 FROM t2 b "
+               "WHERE b.t1_id = a.id) AND coalesce(d.region, '') NOT IN (SELECT tag FROM pt WHERE tag IS NOT NULL)",
+    "sl_nested": "SELECT id FROM t1 WHERE d_id IN (SELECT d_id FROM t2 WHERE EXISTS (SELECT 1 FROM bag "
+                 "WHERE bag.k = t2.g AND bag.v > t1.qty))",
+    "sl_group": "SELECT g, count(*) AS n, sum(qty) AS sq FROM t1 a WHERE EXISTS (SELECT 1 FROM bag b WHERE b.k = a.g) "
+                "GROUP BY g",
+    "sl_in_having": "SELECT id, g FROM t1 WHERE g IN (SELECT k FROM bag GROUP BY k HAVING count(*) > 2)",
+    "sl_distinct": "SELECT DISTINCT g FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t2 WHERE t2.t1_id = t1.id)",
+    "sl_pt": "SELECT id, val FROM pt WHERE val IN (SELECT qty FROM t1 WHERE flag)",
+    "sl_or": "SELECT id FROM t1 WHERE qty > 90 OR EXISTS (SELECT 1 FROM t2 WHERE t2.t1_id = t1.id AND t2.note = 'x')",
+    "sl_join_sub": "SELECT b.id, b.amount FROM t2 b JOIN t1 a ON a.id = b.t1_id WHERE b.amount > "
+                   "(SELECT avg(x.amount) FROM t2 x JOIN dim d ON d.d_id = x.d_id WHERE x.g = a.g)",
+    # --- common table expressions (inlined) ------------------------------------------------------------
+    "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
+                  "JOIN dim d ON d.d_id = b.g",
+    "cte_multi": "WITH x AS (SELECT k, v FROM bag WHERE v > 2), y AS (SELECT k FROM x WHERE k < 8) "
+                 "SELECT x.k, x.v FROM x JOIN y ON y.k = x.v",
+    "cte_group": "WITH j AS (SELECT a.g, b.amount FROM t1 a JOIN t2 b ON b.t1_id = a.id) "
+                 "SELECT g, count(*) AS n, sum(amount) AS s FROM j GROUP BY g",
     # --- a source with dropped columns ----------------------------------------------------------------
     "drop_star": "SELECT * FROM wide",
     "drop_filter": "SELECT id, c, a + 1 AS a1 FROM wide WHERE a > 3 OR c IS NULL",

@@ -13,7 +13,8 @@ DIFFERENTIAL or NO_DATA, FULL only when a source was truncated in that round (a 
 FULL is a failure), and NO_DATA when no source had committed changes.
 
 Environment: PGT_SEED (default fixed), PGT_DVM_ROUNDS (default 30), PGT_DVM_PARTITION_DML=1 (also
-write to partitions of the partitioned table directly, not only through its parent). On failure the
+write to partitions of the partitioned table directly, not only through its parent), PGT_DVM_ONLY
+(comma-separated name prefixes: only those queries of the corpus, for debugging). On failure the
 test writes reproduction scripts (plain SQL for psql: schema, data as of the last round the stream
 table was correct, its creation, the DML since, the comparison) to $PGT_E2E_LOG_DIR, or a temporary
 directory, and prints them.
@@ -34,6 +35,7 @@ from pgt_helpers import create_st, refresh, st_vs_query, user_columns
 
 SEED = int(os.environ.get("PGT_SEED", "61027"))
 ROUNDS = int(os.environ.get("PGT_DVM_ROUNDS", "30"))
+ONLY = [p for p in os.environ.get("PGT_DVM_ONLY", "").split(",") if p]
 TRUNCATE_PROBABILITY = 0.15
 MAX_ROWS_SHOWN = 25
 
@@ -86,6 +88,8 @@ class RandomDvmRun:
             self.conn.execute(s)
         self.conn.execute("ANALYZE")
         for name, q in QUERIES.items():
+            if ONLY and not any(name.startswith(p) for p in ONLY):
+                continue
             st = st_name(name)
             self.queries[st] = q
             try:

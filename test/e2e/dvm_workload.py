@@ -230,6 +230,24 @@ QUERIES = {
     "sl_or": "SELECT id FROM t1 WHERE qty > 90 OR EXISTS (SELECT 1 FROM t2 WHERE t2.t1_id = t1.id AND t2.note = 'x')",
     "sl_join_sub": "SELECT b.id, b.amount FROM t2 b JOIN t1 a ON a.id = b.t1_id WHERE b.amount > "
                    "(SELECT avg(x.amount) FROM t2 x JOIN dim d ON d.d_id = x.d_id WHERE x.g = a.g)",
+    # --- outer joins ------------------------------------------------------------------------------------
+    "oj_left": "SELECT a.id, a.name, b.id AS bid, b.amount FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id",
+    "oj_left_anti": "SELECT a.id, a.g FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id WHERE b.id IS NULL",
+    "oj_right": "SELECT d.d_id, d.label, a.id FROM t1 a RIGHT JOIN dim d ON d.d_id = a.d_id AND a.qty > 20",
+    "oj_full": "SELECT a.id, b.id AS bid, coalesce(a.g, b.g) AS g FROM t1 a FULL JOIN t2 b ON a.id = b.t1_id AND a.g = b.g",
+    "oj_full_using": "SELECT d_id, d.label, b.id AS bid FROM dim d FULL JOIN t2 b USING (d_id)",
+    "oj_bag": "SELECT x.k, x.v, y.s FROM bag x LEFT JOIN bag y ON y.k = x.v AND y.s = 'a'",
+    "oj_chain": "SELECT a.id, b.id AS bid, d.label FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id "
+                "LEFT JOIN dim d ON d.d_id = b.d_id",
+    "oj_inner_mix": "SELECT a.id, d.label, p.val FROM t1 a JOIN dim d ON d.d_id = a.d_id "
+                    "LEFT JOIN pt p ON p.id = a.id AND p.region = d.weight",
+    "oj_group": "SELECT a.g, count(b.id) AS nb, sum(b.amount) AS s FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id GROUP BY a.g",
+    "oj_multi_col": "SELECT a.id, b.id AS bid FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id AND b.g = a.g AND b.amount > a.amt",
+    "oj_dropped": "SELECT p.id, p.val, w.a, w.c FROM pt p LEFT JOIN wide w ON w.id = p.id",
+    "oj_distinct": "SELECT DISTINCT a.g, b.note FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id",
+    "oj_nonequi": "SELECT d.d_id, b.k FROM dim d LEFT JOIN bag b ON b.k BETWEEN d.weight AND d.weight + 1",
+    "oj_sublink": "SELECT a.id, b.id AS bid FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id "
+                  "WHERE EXISTS (SELECT 1 FROM dim d WHERE d.d_id = a.d_id AND d.weight > 1)",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

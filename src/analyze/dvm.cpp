@@ -1666,6 +1666,78 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		}
 	}
 
+	if (q->hasWindowFuncs && !grouped && !distinct && !union_distinct && !q->setOperations) {
+		// Window functions: partitions are independent, so the partitions the changes touch are recomputed
+		// (Rescan keyed by the PARTITION BY expressions every window shares).
+		List *common = NIL;
+		bool first = true;
+		foreach (lc, q->windowClause) {
+			auto *wc = static_cast<WindowClause *>(lfirst(lc));
+			List *exprs = NIL;
+			ListCell *pc;
+			foreach (pc, wc->partitionClause)
+				exprs = lappend(exprs, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList));
+			if (first) {
+				common = exprs;
+				first = false;
+			} else {
+				List *keep = NIL;
+				ListCell *cc;
+				foreach (cc, common)
+					if (list_member(exprs, lfirst(cc)))
+						keep = lappend(keep, lfirst(cc));
+				common = keep;
+			}
+		}
+		if (common == NIL) {
+			out->unsupported = "window functions without a PARTITION BY expression shared by every window are not "
+			                   "maintained differentially (any change could move every row)";
+			return;
+		}
+		Query *input = static_cast<Query *>(copyObject(q));
+		input->hasWindowFuncs = false;
+		input->windowClause = NIL;
+		input->sortClause = NIL;
+		List *gk_tl = NIL;
+		List *in_tl = NIL;
+		int j = 1;
+		foreach (lc, common) {
+			Node *e = static_cast<Node *>(lfirst(lc));
+			if (!Hashable(exprType(e))) {
+				out->unsupported = psprintf("PARTITION BY expression of type %s has no hashing/equality support",
+				                            format_type_be(exprType(e)));
+				return;
+			}
+			out->gk_types = lappend(out->gk_types, pstrdup(TypeSql(exprType(e), exprTypmod(e))));
+			in_tl = lappend(in_tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(e)), j, psprintf("__pgt_gk_%d", j), false));
+			gk_tl = lappend(gk_tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(e)), j, psprintf("__pgt_gk_%d", j), false));
+			j++;
+		}
+		input->targetList = in_tl;
+		TreeLine(&ctx, 0, psprintf("Window (recompute touched partitions; %d partition key(s))", list_length(common)));
+		if (!CheckSpjLevel(&ctx, input, 1, false)) {
+			out->unsupported = ctx.unsupported;
+			return;
+		}
+		// The query with its partition keys as extra output columns, placed first so that the re-parsed
+		// PARTITION BY refers to them (a filter on them can then be pushed below the window).
+		Query *full = static_cast<Query *>(copyObject(q));
+		full->sortClause = NIL;
+		List *ntl = gk_tl;
+		foreach (lc, full->targetList)
+			ntl = lappend(ntl, lfirst(lc));
+		int resno = 1;
+		foreach (lc, ntl)
+			static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
+		full->targetList = ntl;
+		out->kind = static_cast<int>(DvmKind::Rescan);
+		out->input_sql = Deparse(full);
+		out->delta_sql = DeltaOfQuery(input);
+		out->strategy = pstrdup("window functions: touched partitions recomputed from the sources");
+		out->tree = ctx.tree.data;
+		return;
+	}
+
 	if (!grouped && !distinct && !union_distinct) {
 		// Bag of rows.
 		TreeLine(&ctx, 0, q->setOperations ? "Result (bag of rows)" : "Project (bag of rows)");

@@ -248,6 +248,20 @@ QUERIES = {
     "oj_nonequi": "SELECT d.d_id, b.k FROM dim d LEFT JOIN bag b ON b.k BETWEEN d.weight AND d.weight + 1",
     "oj_sublink": "SELECT a.id, b.id AS bid FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id "
                   "WHERE EXISTS (SELECT 1 FROM dim d WHERE d.d_id = a.d_id AND d.weight > 1)",
+    # --- window functions (touched partitions recomputed) -----------------------------------------------
+    "w_rank": "SELECT id, g, rank() OVER (PARTITION BY g ORDER BY amt, id) AS r, "
+              "sum(qty) OVER (PARTITION BY g) AS sq FROM t1",
+    "w_frames": "SELECT id, g, sum(qty) OVER (PARTITION BY g ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS s2, "
+                "lag(name) OVER (PARTITION BY g ORDER BY id) AS prev, "
+                "avg(amt) OVER (PARTITION BY g ORDER BY id RANGE UNBOUNDED PRECEDING) AS running FROM t1 WHERE k > 50",
+    "w_two_windows": "SELECT id, d_id, g, row_number() OVER (PARTITION BY d_id, g ORDER BY id) AS rn, "
+                     "count(*) OVER (PARTITION BY d_id) AS n_d FROM t1",
+    "w_bag": "SELECT k, v, s, dense_rank() OVER (PARTITION BY s ORDER BY v) AS dr, "
+             "first_value(k) OVER (PARTITION BY s ORDER BY v, k) AS fk FROM bag",
+    "w_null_key": "SELECT id, name, ntile(2) OVER (PARTITION BY name ORDER BY id) AS half FROM t1",
+    "w_join": "SELECT a.id, d.label, rank() OVER (PARTITION BY d.label ORDER BY a.qty, a.id) AS r FROM t1 a "
+              "JOIN dim d ON d.d_id = a.d_id",
+    "w_expr_key": "SELECT id, percent_rank() OVER (PARTITION BY g % 3 ORDER BY k) AS pr FROM t1",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

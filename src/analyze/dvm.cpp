@@ -797,6 +797,21 @@ ChangedRowsSql(RangeTblEntry *rte) {
 	                RelationColumns(rte->relid, "b", true), buffer, BufferWindowPredicate("b").c_str());
 }
 
+// One row if any of the tables changed in the window (a coarse, uncorrelated probe).
+char *
+AnyChangeSql(List *relids) {
+	StringInfoData s;
+	initStringInfo(&s);
+	ListCell *lc;
+	foreach (lc, relids) {
+		appendStringInfo(&s, "%sSELECT 1 FROM pgtrickle_changes.%s b WHERE %s", s.len ? " UNION ALL " : "",
+		                 quote_identifier(psprintf("changes_%u", lfirst_oid(lc))), BufferWindowPredicate("b").c_str());
+	}
+	if (s.len == 0)
+		appendStringInfoString(&s, "SELECT 1 WHERE false");
+	return psprintf("SELECT 1 AS \"__pgt_one\" FROM (%s) x LIMIT 1", s.data);
+}
+
 // Every row version of either state: the live table plus every changed row.
 char *
 AllImagesSql(RangeTblEntry *rte) {
@@ -867,45 +882,100 @@ ContainsSublink(Node *n) {
 	return c.sublinks != NIL;
 }
 
-// A subquery's own body: base tables joined by inner joins, with WHERE, optional aggregation; more
-// subqueries only in its WHERE/ON conditions.
+// A subquery's body is "simple" when it reads base tables joined by inner joins, with WHERE and
+// optional aggregation, more subqueries only in its WHERE/ON conditions: then its probe finds the outer
+// rows a change can reach (ProbeArms). Any other body is probed coarsely (did any table it reads
+// change?), which is exact too but re-evaluates every outer row when it fires.
 bool
-CheckSublinkBody(BuildCtx *ctx, Query *body) {
+BodyIsSimple(Query *body) {
 	if (body->setOperations || body->cteList || body->hasWindowFuncs || body->hasTargetSRFs || body->limitCount ||
-	    body->limitOffset || body->groupingSets || body->hasDistinctOn || body->rowMarks) {
-		Unsupported(ctx, "%s", "a subquery in an expression uses set operations, WITH, window functions, LIMIT, "
-		                       "DISTINCT ON or grouping sets, which are not maintained differentially yet");
+	    body->limitOffset || body->groupingSets || body->hasDistinctOn || body->rowMarks)
 		return false;
-	}
-	if (ContainsSublink(reinterpret_cast<Node *>(body->targetList)) || ContainsSublink(body->havingQual)) {
-		Unsupported(ctx, "%s", "a subquery nested in the select list or HAVING of another subquery is not "
-		                       "maintained differentially yet");
+	if (ContainsSublink(reinterpret_cast<Node *>(body->targetList)) || ContainsSublink(body->havingQual))
 		return false;
-	}
-	if (!CheckJoinTree(ctx, reinterpret_cast<Node *>(body->jointree)))
+	BuildCtx scratch;
+	scratch.unsupported = nullptr;
+	initStringInfo(&scratch.tree);
+	if (!CheckJoinTree(&scratch, reinterpret_cast<Node *>(body->jointree)))
 		return false;
 	ListCell *lc;
 	foreach (lc, body->rtable) {
 		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
 		if (rte->rtekind == RTE_JOIN || rte->rtekind == RTE_GROUP || rte->rtekind == RTE_RESULT)
 			continue;
-		if (rte->rtekind != RTE_RELATION ||
-		    (rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE) || rte->tablesample) {
-			Unsupported(ctx, "%s", "a subquery in an expression reads something other than tables (a subquery, "
-			                       "function or VALUES in its FROM), which is not maintained differentially yet");
+		if (rte->rtekind != RTE_RELATION)
 			return false;
-		}
-		if (RelationKey(rte->relid) == NIL && !AllColumnsGroupable(rte->relid)) {
-			Unsupported(ctx, "table \"%s\" read by a subquery has no key and a column without equality",
-			            get_rel_name(rte->relid));
-			return false;
+	}
+	return true;
+}
+
+struct RelCheckCtx {
+	BuildCtx *ctx;
+	List *relids; // every table read (Oid list, with repeats removed)
+	bool ok;
+};
+
+void CheckRelationsIn(Query *q, RelCheckCtx *c);
+
+bool
+CheckRelationsWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query)) {
+		CheckRelationsIn(reinterpret_cast<Query *>(node), static_cast<RelCheckCtx *>(context));
+		return false;
+	}
+	return expression_tree_walker(node, CheckRelationsWalker, context);
+}
+
+// Every table a subquery reads, at any depth, must have change capture and an old state we can
+// rebuild (a key, or columns with equality).
+void
+CheckRelationsIn(Query *q, RelCheckCtx *c) {
+	if (q->hasRecursive) {
+		Unsupported(c->ctx, "%s", "WITH RECURSIVE inside a subquery is not maintained differentially yet");
+		c->ok = false;
+		return;
+	}
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_SUBQUERY) {
+			CheckRelationsIn(rte->subquery, c);
+		} else if (rte->rtekind == RTE_RELATION) {
+			if ((rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE) || rte->tablesample) {
+				Unsupported(c->ctx, "%s", "a subquery reads a relation without change capture (a materialized view "
+				                          "or foreign table) or uses TABLESAMPLE");
+				c->ok = false;
+			} else if (RelationKey(rte->relid) == NIL && !AllColumnsGroupable(rte->relid)) {
+				Unsupported(c->ctx, "table \"%s\" read by a subquery has no key and a column without equality",
+				            get_rel_name(rte->relid));
+				c->ok = false;
+			}
+			c->relids = list_append_unique_oid(c->relids, rte->relid);
+		} else if (rte->rtekind == RTE_CTE) {
+			Unsupported(c->ctx, "%s", "WITH RECURSIVE inside a subquery is not maintained differentially yet");
+			c->ok = false;
 		}
 	}
-	List *nested = LevelSublinks(body);
-	foreach (lc, nested)
-		if (!CheckSublinkBody(ctx, reinterpret_cast<Query *>(static_cast<SubLink *>(lfirst(lc))->subselect)))
-			return false;
-	return true;
+	(void)query_tree_walker(q, CheckRelationsWalker, c, QTW_IGNORE_RANGE_TABLE | QTW_IGNORE_CTE_SUBQUERIES);
+}
+
+List *
+RelationsRead(Query *q) {
+	BuildCtx scratch;
+	scratch.unsupported = nullptr;
+	initStringInfo(&scratch.tree);
+	RelCheckCtx c{&scratch, NIL, true};
+	CheckRelationsIn(q, &c);
+	return c.relids;
+}
+
+bool
+CheckSublinkBody(BuildCtx *ctx, Query *body) {
+	RelCheckCtx c{ctx, NIL, true};
+	CheckRelationsIn(body, &c);
+	return c.ok;
 }
 
 bool
@@ -977,6 +1047,8 @@ List *ProbeArms(SubLink *sl);
 // changed rows; together they find every changed row that can change its result for an outer row.
 List *
 ProbeArms(SubLink *sl) {
+	if (!BodyIsSimple(reinterpret_cast<Query *>(sl->subselect)))
+		return list_make1(ParseGenerated(AnyChangeSql(RelationsRead(reinterpret_cast<Query *>(sl->subselect)))));
 	Expr *row_cond = SublinkRowCondition(sl);
 	if (row_cond) { // in terms of the body's inputs (grouping and join alias columns resolved)
 		auto *orig = reinterpret_cast<Query *>(sl->subselect);
@@ -1051,32 +1123,44 @@ ProbeArms(SubLink *sl) {
 	return arms;
 }
 
-// Replaces every table read by the subqueries of `node` (nested ones too) by its old state.
+// Turns a base-table entry into a subquery over weighted SQL `sql`, keeping exactly its columns (the
+// weight dropped), so join column bookkeeping and every reference stay valid.
+void
+ReplaceWithRows(RangeTblEntry *rte, const char *sql) {
+	int n = list_length(rte->eref->colnames);
+	ReplaceWithWeighted(rte, psprintf("SELECT %s FROM (%s) o(%s\"__pgt_w\")", PositionalRefs("o", n), sql,
+	                                  PositionalNames(n)));
+	// ReplaceWithWeighted appended the weight's name: take it off again.
+	rte->alias->colnames = list_truncate(rte->alias->colnames, n);
+	rte->eref->colnames = list_truncate(rte->eref->colnames, n);
+}
+
+void OldStateInQuery(Query *q);
+
 bool
-OldStateSublinksWalker(Node *node, void *context) {
+OldStateWalker(Node *node, void *context) {
 	if (node == nullptr)
 		return false;
-	if (IsA(node, SubLink)) {
-		// Joins written with JOIN ... ON become a flat FROM list first: a join's column bookkeeping
-		// would not survive its inputs turning into subqueries.
-		auto *sl = reinterpret_cast<SubLink *>(node);
-		sl->subselect = reinterpret_cast<Node *>(FlattenInnerJoins(reinterpret_cast<Query *>(sl->subselect)));
-		if (OldStateSublinksWalker(sl->testexpr, context))
-			return true;
-		return OldStateSublinksWalker(sl->subselect, context);
-	}
 	if (IsA(node, Query)) {
-		Query *sub = reinterpret_cast<Query *>(node);
-		ListCell *lc;
-		foreach (lc, sub->rtable) {
-			auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
-			if (rte->rtekind == RTE_RELATION)
-				ReplaceWithWeighted(rte, OldRowsSql(rte));
-		}
-		// Not into the range table: it now holds our generated subqueries.
-		return query_tree_walker(sub, OldStateSublinksWalker, context, QTW_IGNORE_RANGE_TABLE);
+		OldStateInQuery(reinterpret_cast<Query *>(node));
+		return false;
 	}
-	return expression_tree_walker(node, OldStateSublinksWalker, context);
+	return expression_tree_walker(node, OldStateWalker, context);
+}
+
+// Every table the query reads, at any depth (subqueries in FROM and in expressions), replaced by its
+// old state: the query then computes its result as of the previous frontier.
+void
+OldStateInQuery(Query *q) {
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_RELATION)
+			ReplaceWithRows(rte, OldRowsSql(rte));
+		else if (rte->rtekind == RTE_SUBQUERY)
+			OldStateInQuery(rte->subquery);
+	}
+	(void)query_tree_walker(q, OldStateWalker, nullptr, QTW_IGNORE_RANGE_TABLE | QTW_IGNORE_CTE_SUBQUERIES);
 }
 
 // The second bracket above: Q(L₀; S₁) − Q(L₀; S₀) over the probed rows.
@@ -1111,8 +1195,8 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 			List *quals = term->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(term->jointree->quals)) : NIL;
 			if (side == 1) {
 				// Subqueries over the old state (the probe itself stays on the change buffers).
-				(void)OldStateSublinksWalker(reinterpret_cast<Node *>(quals), nullptr);
-				(void)OldStateSublinksWalker(reinterpret_cast<Node *>(term->targetList), nullptr);
+				(void)OldStateWalker(reinterpret_cast<Node *>(quals), nullptr);
+				(void)OldStateWalker(reinterpret_cast<Node *>(term->targetList), nullptr);
 			}
 			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
 			term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));

@@ -262,6 +262,14 @@ QUERIES = {
     "w_join": "SELECT a.id, d.label, rank() OVER (PARTITION BY d.label ORDER BY a.qty, a.id) AS r FROM t1 a "
               "JOIN dim d ON d.d_id = a.d_id",
     "w_expr_key": "SELECT id, percent_rank() OVER (PARTITION BY g % 3 ORDER BY k) AS pr FROM t1",
+    # subqueries whose bodies are probed coarsely (aggregates in FROM, set operations, LIMIT, outer joins)
+    "slc_agg": "SELECT id, amt FROM t1 WHERE amt > (SELECT max(s) FROM (SELECT g, sum(amount) AS s FROM t2 GROUP BY g) x) / 10",
+    "slc_union": "SELECT id FROM t1 WHERE g IN (SELECT k FROM bag UNION SELECT g FROM t2 WHERE amount > 40)",
+    "slc_limit": "SELECT d_id, (SELECT a.id FROM t1 a WHERE a.d_id = d.d_id ORDER BY a.qty DESC NULLS LAST, a.id LIMIT 1) "
+                 "AS top FROM dim d",
+    "slc_cte": "WITH ids AS (SELECT t1_id FROM t2 WHERE amount > 5) SELECT id, name FROM t1 WHERE id IN (SELECT t1_id FROM ids)",
+    "slc_outer": "SELECT d.d_id FROM dim d WHERE EXISTS (SELECT 1 FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id "
+                 "WHERE a.d_id = d.d_id AND b.id IS NULL)",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

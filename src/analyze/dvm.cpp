@@ -98,6 +98,10 @@ bool CheckLevelSublinks(BuildCtx *ctx, Query *q, int depth);
 bool ContainsSublink(Node *n);
 JoinExpr *FindOuterJoin(Node *n);
 bool SublinkOutsideAggs(Node *node, void *context);
+bool NeedsKeyedRecompute(Query *q);
+const char *RecomputeKeys(Query *q, List **keys);
+Query *RecomputeInput(Query *q, List *keys);
+bool Hashable(Oid type);
 
 bool
 IsUnionAllTree(Node *n) {
@@ -310,9 +314,17 @@ CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping) {
 // Subqueries in FROM (and expanded views) must be plain select-project-join blocks or UNION ALLs.
 bool
 CheckDifferentiable(BuildCtx *ctx, Query *q, int depth) {
-	if (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause) {
-		Unsupported(ctx, "%s", "aggregation or DISTINCT inside a subquery is not maintained differentially yet");
-		return false;
+	if (NeedsKeyedRecompute(q)) {
+		List *keys = NIL;
+		const char *why = RecomputeKeys(q, &keys);
+		if (why) {
+			Unsupported(ctx, "%s", why);
+			return false;
+		}
+		TreeLine(ctx, depth, psprintf("Recompute touched keys (%s inside a subquery; %d key(s); new minus old state)",
+		                              q->hasWindowFuncs ? "window functions" : q->distinctClause && !q->hasAggs && !q->groupClause ? "DISTINCT" : "aggregation",
+		                              list_length(keys)));
+		return CheckSpjLevel(ctx, RecomputeInput(q, keys), depth + 1, false);
 	}
 	if (!q->setOperations)
 		TreeLine(ctx, depth, "Project");
@@ -1407,6 +1419,172 @@ FlattenJoinAliases(Query *q) {
 	return q;
 }
 
+// --- Subqueries in FROM with aggregation, DISTINCT or window functions --------------------------------
+//
+// Such a subquery S is a function of keys (its GROUP BY expressions, its DISTINCT columns, or the
+// PARTITION BY expressions its windows share): its rows for a key depend only on its input rows with
+// that key. Its delta is  S₁|K − S₀|K  for the keys K its input's delta touches, S₀ being S over the
+// old state of every table it reads.
+
+bool
+NeedsKeyedRecompute(Query *q) {
+	return q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs;
+}
+
+// The keys of such a subquery (expressions over its input), or why it has none we can use.
+const char *
+RecomputeKeys(Query *q, List **keys) {
+	*keys = NIL;
+	if (q->setOperations)
+		return "aggregation, DISTINCT or window functions over set operations inside a subquery are not "
+		       "maintained differentially yet";
+	if (q->groupingSets || q->hasDistinctOn || q->limitCount || q->limitOffset || q->hasTargetSRFs)
+		return "grouping sets, DISTINCT ON, LIMIT or set-returning functions inside a subquery are not maintained "
+		       "differentially yet";
+	if (SublinkOutsideAggs(reinterpret_cast<Node *>(q->targetList), nullptr) || SublinkOutsideAggs(q->havingQual, nullptr))
+		return "a subquery in the select list or HAVING of an aggregating subquery is not maintained differentially yet";
+	bool grouped = q->hasAggs || q->groupClause || q->havingQual;
+	if (q->hasWindowFuncs && (grouped || q->distinctClause))
+		return "window functions over aggregates or DISTINCT inside a subquery are not maintained differentially yet";
+	ListCell *lc;
+	if (q->hasWindowFuncs) {
+		bool first = true;
+		foreach (lc, q->windowClause) {
+			auto *wc = static_cast<WindowClause *>(lfirst(lc));
+			List *exprs = NIL;
+			ListCell *pc;
+			foreach (pc, wc->partitionClause)
+				exprs = lappend(exprs, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList));
+			if (first) {
+				*keys = exprs;
+				first = false;
+			} else {
+				List *keep = NIL;
+				ListCell *cc;
+				foreach (cc, *keys)
+					if (list_member(exprs, lfirst(cc)))
+						keep = lappend(keep, lfirst(cc));
+				*keys = keep;
+			}
+		}
+		if (*keys == NIL)
+			return "window functions without a PARTITION BY expression shared by every window are not maintained "
+			       "differentially";
+	} else if (grouped) {
+		foreach (lc, q->groupClause)
+			*keys = lappend(*keys, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(lc)), q->targetList));
+	} else {
+		foreach (lc, q->targetList) {
+			auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+			if (!tle->resjunk)
+				*keys = lappend(*keys, tle->expr);
+		}
+	}
+	foreach (lc, *keys) {
+		Node *e = static_cast<Node *>(lfirst(lc));
+		if (!Hashable(exprType(e)))
+			return psprintf("a key of type %s (grouping, DISTINCT or PARTITION BY inside a subquery) has no "
+			                "hashing/equality support", format_type_be(exprType(e)));
+	}
+	return nullptr;
+}
+
+// The subquery's input (FROM, WHERE) producing its keys.
+Query *
+RecomputeInput(Query *q, List *keys) {
+	Query *input = static_cast<Query *>(copyObject(q));
+	input->hasAggs = false;
+	input->groupClause = NIL;
+	input->havingQual = nullptr;
+	input->distinctClause = NIL;
+	input->hasWindowFuncs = false;
+	input->windowClause = NIL;
+	input->sortClause = NIL;
+	List *tl = NIL;
+	int j = 1;
+	ListCell *lc;
+	foreach (lc, keys)
+		tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), j, psprintf("__pgt_gk_%d", j), false)), j++;
+	if (tl == NIL)
+		tl = list_make1(makeTargetEntry(reinterpret_cast<Expr *>(makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(1),
+		                                                                    false, true)),
+		                                1, pstrdup("__pgt_one"), false));
+	input->targetList = tl;
+	return input;
+}
+
+// S restricted to the touched keys (SQL `touched`, columns "__pgt_gk_j"), weighted `sign`.
+char *
+KeyedPart(Query *full, int nkeys, int nvisible, const char *touched, int sign) {
+	StringInfoData names;
+	initStringInfo(&names);
+	for (int j = 1; j <= nkeys; j++)
+		appendStringInfo(&names, "\"__pgt_gk_%d\", ", j);
+	for (int i = 1; i <= nvisible; i++)
+		appendStringInfo(&names, "%s\"__pgt_v%d\"", i > 1 ? ", " : "", i);
+	StringInfoData cols;
+	initStringInfo(&cols);
+	for (int i = 1; i <= nvisible; i++)
+		appendStringInfo(&cols, "s.\"__pgt_v%d\", ", i);
+	StringInfoData where;
+	initStringInfo(&where);
+	if (nkeys == 0) {
+		appendStringInfo(&where, "EXISTS (SELECT 1 FROM (%s) t)", touched);
+	} else {
+		for (int j = 1; j <= nkeys; j++)
+			appendStringInfo(&where,
+			                 "%s(s.\"__pgt_gk_%d\" OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT t.\"__pgt_gk_%d\" FROM (%s) t)) OR "
+			                 "(s.\"__pgt_gk_%d\" IS NULL AND EXISTS (SELECT 1 FROM (%s) t WHERE t.\"__pgt_gk_%d\" IS NULL)))",
+			                 j > 1 ? " AND " : "", j, j, touched, j, touched, j);
+		if (nkeys > 1) {
+			appendStringInfo(&where, " AND EXISTS (SELECT 1 FROM (%s) t WHERE ", touched);
+			for (int j = 1; j <= nkeys; j++)
+				appendStringInfo(&where, "%st.\"__pgt_gk_%d\" IS NOT DISTINCT FROM s.\"__pgt_gk_%d\"", j > 1 ? " AND " : "", j, j);
+			appendStringInfoChar(&where, ')');
+		}
+	}
+	return psprintf("SELECT %s(%d)::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) s(%s) WHERE %s", cols.data, sign,
+	                Deparse(full), names.data, where.data);
+}
+
+char *
+KeyedRecomputeDelta(Query *q) {
+	List *keys = NIL;
+	if (const char *why = RecomputeKeys(q, &keys))
+		elog(ERROR, "%s", why);
+	char *touched = DeltaOfQuery(RecomputeInput(q, keys));
+	// The subquery with its keys as its first output columns (a re-parsed GROUP BY, DISTINCT or
+	// PARTITION BY then refers to them, so a filter on them is pushed below).
+	Query *full = static_cast<Query *>(copyObject(q));
+	full->sortClause = NIL;
+	List *tl = NIL;
+	int j = 1;
+	ListCell *lc;
+	foreach (lc, keys)
+		tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), j, psprintf("__pgt_gk_%d", j), false)), j++;
+	int nvisible = 0;
+	List *junk = NIL;
+	foreach (lc, full->targetList) {
+		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+		if (tle->resjunk) {
+			junk = lappend(junk, tle);
+		} else {
+			tl = lappend(tl, tle);
+			nvisible++;
+		}
+	}
+	tl = list_concat(tl, junk);
+	int resno = 1;
+	foreach (lc, tl)
+		static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
+	full->targetList = tl;
+	Query *old = static_cast<Query *>(copyObject(full));
+	OldStateInQuery(old);
+	int nkeys = list_length(keys);
+	return psprintf("%s\nUNION ALL\n%s", KeyedPart(full, nkeys, nvisible, touched, 1),
+	                KeyedPart(old, nkeys, nvisible, touched, -1));
+}
+
 // Delta of a select-project-join level (or UNION ALL), producing its visible columns + "__pgt_w".
 char *
 DeltaOfQuery(Query *q) {
@@ -1425,6 +1603,8 @@ DeltaOfQuery(Query *q) {
 		return s.data;
 	}
 
+	if (NeedsKeyedRecompute(q))
+		return KeyedRecomputeDelta(q);
 	if (FindOuterJoin(reinterpret_cast<Node *>(q->jointree))) {
 		StringInfoData s;
 		initStringInfo(&s);

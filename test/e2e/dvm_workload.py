@@ -270,6 +270,21 @@ QUERIES = {
     "slc_cte": "WITH ids AS (SELECT t1_id FROM t2 WHERE amount > 5) SELECT id, name FROM t1 WHERE id IN (SELECT t1_id FROM ids)",
     "slc_outer": "SELECT d.d_id FROM dim d WHERE EXISTS (SELECT 1 FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id "
                  "WHERE a.d_id = d.d_id AND b.id IS NULL)",
+    # --- subqueries in FROM with aggregation, DISTINCT or windows (touched keys, new minus old) ---------
+    "agsub_q13": "SELECT c_count, count(*) AS custdist FROM (SELECT a.id, count(b.id) AS c_count FROM t1 a "
+                 "LEFT JOIN t2 b ON b.t1_id = a.id AND b.note IS DISTINCT FROM 'x' GROUP BY a.id) c GROUP BY c_count",
+    "agsub_join": "SELECT d.label, s.total FROM dim d JOIN (SELECT d_id, sum(amount) AS total FROM t2 GROUP BY d_id) s "
+                  "ON s.d_id = d.d_id WHERE s.total > 10",
+    "agsub_having": "SELECT x.g, x.n FROM (SELECT g, count(*) AS n FROM t1 GROUP BY g HAVING count(*) > 3) x",
+    "agsub_nogroup": "SELECT a.id FROM t1 a, (SELECT avg(qty) AS aq FROM t1) s WHERE a.qty > s.aq",
+    "agsub_distinct": "SELECT s.k, b.v FROM (SELECT DISTINCT k FROM bag WHERE v > 2) s JOIN bag b ON b.k = s.k",
+    "agsub_window": "SELECT x.id, x.r FROM (SELECT id, g, rank() OVER (PARTITION BY g ORDER BY k, id) AS r FROM t1) x "
+                    "WHERE x.r <= 2",
+    "agsub_q15": "WITH rev AS (SELECT t1_id AS sup, sum(amount) AS total FROM t2 GROUP BY t1_id) "
+                 "SELECT a.id, a.name, r.total FROM t1 a JOIN rev r ON r.sup = a.id WHERE r.total = (SELECT max(total) FROM rev)",
+    "agsub_nested": "SELECT n, count(*) AS c FROM (SELECT g, count(*) AS n FROM (SELECT DISTINCT g, d_id FROM t1) y "
+                    "GROUP BY g) z GROUP BY n",
+    "agsub_expr_key": "SELECT m, s FROM (SELECT k % 3 AS m, string_agg(s, ',' ORDER BY s) AS s FROM bag GROUP BY k % 3) x",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

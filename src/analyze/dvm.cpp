@@ -1824,6 +1824,23 @@ InlineCtes(Query *q) {
 	return q;
 }
 
+struct AggLevelSublinks {
+	List *sublinks;
+};
+
+// Subqueries of an aggregating level outside aggregate arguments.
+bool
+AggLevelSublinksWalker(Node *node, void *context) {
+	if (node == nullptr || IsA(node, Aggref) || IsA(node, Query))
+		return false;
+	if (IsA(node, SubLink)) {
+		auto *c = static_cast<AggLevelSublinks *>(context);
+		c->sublinks = lappend(c->sublinks, node);
+		return AggLevelSublinksWalker(reinterpret_cast<SubLink *>(node)->testexpr, context);
+	}
+	return expression_tree_walker(node, AggLevelSublinksWalker, context);
+}
+
 // --- The whole plan ----------------------------------------------------------------------------------
 
 struct RawAgg {
@@ -2067,11 +2084,28 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		return;
 	}
 
-	// GROUP BY / aggregates.
-	if (SublinkOutsideAggs(reinterpret_cast<Node *>(q->targetList), nullptr) || SublinkOutsideAggs(q->havingQual, nullptr)) {
-		out->unsupported = "a subquery in the select list or HAVING of an aggregate query (outside an aggregate's "
-		                   "argument) is not maintained differentially yet";
-		return;
+	// GROUP BY / aggregates. Subqueries in the select list or HAVING (outside aggregate arguments) are
+	// evaluated per group: every group is recomputed when a table they read changes.
+	List *agg_level_relids = NIL;
+	bool agg_level_sublinks = false;
+	{
+		AggLevelSublinks als{NIL};
+		(void)AggLevelSublinksWalker(reinterpret_cast<Node *>(q->targetList), &als);
+		(void)AggLevelSublinksWalker(q->havingQual, &als);
+		foreach (lc, als.sublinks) {
+			auto *body = reinterpret_cast<Query *>(static_cast<SubLink *>(lfirst(lc))->subselect);
+			BuildCtx scratch;
+			scratch.unsupported = nullptr;
+			initStringInfo(&scratch.tree);
+			RelCheckCtx rc{&scratch, agg_level_relids, true};
+			CheckRelationsIn(body, &rc);
+			if (!rc.ok) {
+				out->unsupported = scratch.unsupported;
+				return;
+			}
+			agg_level_relids = rc.relids;
+			agg_level_sublinks = true;
+		}
 	}
 	if (q->setOperations) {
 		out->unsupported = "aggregates over set operations are not maintained differentially yet";
@@ -2095,7 +2129,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		(void)CollectAggsWalker(reinterpret_cast<Node *>(static_cast<TargetEntry *>(lfirst(lc))->expr), &collect);
 	(void)CollectAggsWalker(q->havingQual, &collect);
 
-	bool algebraic = q->havingQual == nullptr;
+	bool algebraic = q->havingQual == nullptr && !agg_level_sublinks;
 	foreach (lc, collect.aggs) {
 		auto *a = static_cast<Aggref *>(lfirst(lc));
 		RawAgg *ra = static_cast<RawAgg *>(palloc0(sizeof(RawAgg)));
@@ -2163,6 +2197,9 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		return;
 	}
 	out->delta_sql = DeltaOfQuery(input);
+	if (agg_level_sublinks)
+		out->delta_sql = psprintf("%s\nUNION ALL\nSELECT i.*, 1::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) i WHERE EXISTS (%s)",
+		                          out->delta_sql, Deparse(input), AnyChangeSql(agg_level_relids));
 	out->tree = ctx.tree.data;
 	if (algebraic) {
 		out->kind = static_cast<int>(DvmKind::Grouped);
@@ -2193,7 +2230,9 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 			static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
 		full->targetList = ntl;
 		out->input_sql = Deparse(full);
-		out->strategy = pstrdup(q->havingQual ? "touched groups recomputed from the sources (HAVING)"
+		out->strategy = pstrdup(agg_level_sublinks ? "touched groups recomputed from the sources (every group when a "
+		                                             "table read by a subquery in the select list or HAVING changes)"
+		                        : q->havingQual ? "touched groups recomputed from the sources (HAVING)"
 		                                      : "touched groups recomputed from the sources (aggregate without an "
 		                                        "algebraic rule)");
 	}

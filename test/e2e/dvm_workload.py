@@ -285,6 +285,10 @@ QUERIES = {
     "agsub_nested": "SELECT n, count(*) AS c FROM (SELECT g, count(*) AS n FROM (SELECT DISTINCT g, d_id FROM t1) y "
                     "GROUP BY g) z GROUP BY n",
     "agsub_expr_key": "SELECT m, s FROM (SELECT k % 3 AS m, string_agg(s, ',' ORDER BY s) AS s FROM bag GROUP BY k % 3) x",
+    # subqueries in the select list or HAVING of an aggregating query (TPC-H Q11 shape)
+    "agsl_having": "SELECT g, sum(amt) AS s FROM t1 GROUP BY g HAVING sum(amt) > (SELECT sum(amount) * 0.1 FROM t2)",
+    "agsl_select": "SELECT g, count(*) AS n, (SELECT count(*) FROM t2 WHERE t2.g = t1.g) AS n2 FROM t1 GROUP BY g",
+    "agsl_nogroup": "SELECT count(*) AS n, (SELECT max(v) FROM bag) AS mv FROM t1",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

@@ -102,6 +102,8 @@ bool NeedsKeyedRecompute(Query *q);
 const char *RecomputeKeys(Query *q, List **keys);
 Query *RecomputeInput(Query *q, List *keys);
 bool Hashable(Oid type);
+void BuildRawPlan(const char *sql, struct RawPlan *out);
+void ReplaceWithRows(RangeTblEntry *rte, const char *sql);
 
 bool
 IsUnionAllTree(Node *n) {
@@ -898,6 +900,42 @@ ContainsSublink(Node *n) {
 // optional aggregation, more subqueries only in its WHERE/ON conditions: then its probe finds the outer
 // rows a change can reach (ProbeArms). Any other body is probed coarsely (did any table it reads
 // change?), which is exact too but re-evaluates every outer row when it fires.
+// Base-table entries of a query's FROM, descending into subqueries in FROM (not into expressions), in
+// a fixed order.
+List *
+FromRelations(Query *q, List *out) {
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_RELATION)
+			out = lappend(out, rte);
+		else if (rte->rtekind == RTE_SUBQUERY)
+			out = FromRelations(rte->subquery, out);
+	}
+	return out;
+}
+
+// A subquery in FROM a probe can look through: tables, inner joins, WHERE, projections.
+bool
+IsPlainSpj(Query *q) {
+	if (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs || q->setOperations ||
+	    q->limitCount || q->limitOffset || q->hasTargetSRFs || q->hasSubLinks || q->cteList || q->rowMarks)
+		return false;
+	BuildCtx scratch;
+	scratch.unsupported = nullptr;
+	initStringInfo(&scratch.tree);
+	if (!CheckJoinTree(&scratch, reinterpret_cast<Node *>(q->jointree)))
+		return false;
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_SUBQUERY ? !IsPlainSpj(rte->subquery)
+		                                 : rte->rtekind != RTE_RELATION && rte->rtekind != RTE_JOIN && rte->rtekind != RTE_RESULT)
+			return false;
+	}
+	return true;
+}
+
 bool
 BodyIsSimple(Query *body) {
 	if (body->setOperations || body->cteList || body->hasWindowFuncs || body->hasTargetSRFs || body->limitCount ||
@@ -915,7 +953,7 @@ BodyIsSimple(Query *body) {
 		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
 		if (rte->rtekind == RTE_JOIN || rte->rtekind == RTE_GROUP || rte->rtekind == RTE_RESULT)
 			continue;
-		if (rte->rtekind != RTE_RELATION)
+		if (rte->rtekind == RTE_SUBQUERY ? !IsPlainSpj(rte->subquery) : rte->rtekind != RTE_RELATION)
 			return false;
 	}
 	return true;
@@ -1092,23 +1130,17 @@ ProbeArms(SubLink *sl) {
 	}
 	if (row_cond)
 		plain = lappend(plain, row_cond);
-	List *rels = NIL;
-	ListCell *lc;
-	int idx = 1;
-	foreach (lc, body->rtable) {
-		if (static_cast<RangeTblEntry *>(lfirst(lc))->rtekind == RTE_RELATION)
-			rels = lappend_int(rels, idx);
-		idx++;
-	}
+	int nrels = list_length(FromRelations(body, NIL));
 	List *arms = NIL;
+	ListCell *lc;
 	// A changed row of one table, with any version of the others' rows.
-	foreach (lc, rels) {
+	for (int k = 0; k < nrels; k++) {
 		Query *arm = static_cast<Query *>(copyObject(body));
 		arm->jointree->quals = plain ? reinterpret_cast<Node *>(make_ands_explicit(list_copy(plain))) : nullptr;
-		ListCell *lc2;
-		foreach (lc2, rels) {
-			RangeTblEntry *rte = rt_fetch(lfirst_int(lc2), arm->rtable);
-			ReplaceWithWeighted(rte, lfirst_int(lc2) == lfirst_int(lc) ? ChangedRowsSql(rte) : AllImagesSql(rte));
+		List *rels = FromRelations(arm, NIL);
+		for (int m = 0; m < nrels; m++) {
+			auto *rte = static_cast<RangeTblEntry *>(list_nth(rels, m));
+			ReplaceWithRows(rte, m == k ? ChangedRowsSql(rte) : AllImagesSql(rte));
 		}
 		arms = lappend(arms, arm);
 	}
@@ -1125,9 +1157,10 @@ ProbeArms(SubLink *sl) {
 				conj = lappend(conj, MakeExists(static_cast<Query *>(lfirst(lc4))));
 				arm->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(conj));
 				ListCell *lc2;
-				foreach (lc2, rels)
-					ReplaceWithWeighted(rt_fetch(lfirst_int(lc2), arm->rtable),
-					                    AllImagesSql(rt_fetch(lfirst_int(lc2), arm->rtable)));
+				foreach (lc2, FromRelations(arm, NIL)) {
+					auto *rte = static_cast<RangeTblEntry *>(lfirst(lc2));
+					ReplaceWithRows(rte, AllImagesSql(rte));
+				}
 				arms = lappend(arms, arm);
 			}
 		}
@@ -1841,6 +1874,79 @@ AggLevelSublinksWalker(Node *node, void *context) {
 	return expression_tree_walker(node, AggLevelSublinksWalker, context);
 }
 
+// --- INTERSECT / EXCEPT --------------------------------------------------------------------------------
+//
+// Rewritten into constructs the engine maintains (then planned again from the rewritten text):
+//   A INTERSECT B      SELECT DISTINCT a.* FROM A a WHERE EXISTS (SELECT FROM B b WHERE b = a)
+//   A EXCEPT B         ... NOT EXISTS ...
+//   A INTERSECT ALL B  the copies of each row of A numbered per distinct row (a window), kept while the
+//                      number is at most the row's count in B; EXCEPT ALL: above it
+// with "=" meaning IS NOT DISTINCT FROM on every column, as set operations compare rows.
+
+bool
+SetopNeedsRewrite(Node *n) {
+	if (n == nullptr || IsA(n, RangeTblRef))
+		return false;
+	auto *s = reinterpret_cast<SetOperationStmt *>(n);
+	if (s->op != SETOP_UNION)
+		return true;
+	return SetopNeedsRewrite(s->larg) || SetopNeedsRewrite(s->rarg);
+}
+
+char *
+SetopText(Query *q, Node *n, SetOperationStmt *top) {
+	int ncols = list_length(top->colTypes);
+	char *names = PositionalNames(ncols);
+	names[strlen(names) - 2] = '\0'; // no trailing ", "
+	if (IsA(n, RangeTblRef)) {
+		Query *leaf = rt_fetch(reinterpret_cast<RangeTblRef *>(n)->rtindex, q->rtable)->subquery;
+		StringInfoData cols;
+		initStringInfo(&cols);
+		for (int i = 0; i < ncols; i++)
+			appendStringInfo(&cols, "%sx.\"__pgt_c%d\"::%s AS \"__pgt_c%d\"", i ? ", " : "", i + 1,
+			                 format_type_with_typemod(list_nth_oid(top->colTypes, i), list_nth_int(top->colTypmods, i)),
+			                 i + 1);
+		return psprintf("SELECT %s FROM (%s) x(%s)", cols.data, Deparse(leaf), names);
+	}
+	auto *s = reinterpret_cast<SetOperationStmt *>(n);
+	char *l = SetopText(q, s->larg, top);
+	char *r = SetopText(q, s->rarg, top);
+	if (s->op == SETOP_UNION)
+		return psprintf("SELECT %su.* FROM (SELECT a.* FROM (%s) a UNION ALL SELECT b.* FROM (%s) b) u", s->all ? "" : "DISTINCT ",
+		                l, r);
+	StringInfoData match;
+	initStringInfo(&match);
+	for (int i = 1; i <= ncols; i++)
+		appendStringInfo(&match, "%sb.\"__pgt_c%d\" IS NOT DISTINCT FROM a.\"__pgt_c%d\"", i > 1 ? " AND " : "", i, i);
+	bool intersect = s->op == SETOP_INTERSECT;
+	if (!s->all)
+		return psprintf("SELECT DISTINCT a.* FROM (%s) a WHERE %sEXISTS (SELECT 1 FROM (%s) b WHERE %s)", l,
+		                intersect ? "" : "NOT ", r, match.data);
+	return psprintf("SELECT %s FROM (SELECT x.*, pg_catalog.row_number() OVER (PARTITION BY %s) AS \"__pgt_rn\" FROM (%s) x) a "
+	                "WHERE a.\"__pgt_rn\" OPERATOR(pg_catalog.%s) (SELECT pg_catalog.count(*) FROM (%s) b WHERE %s)",
+	                PositionalRefs("a", ncols), PositionalRefs("x", ncols), l, intersect ? "<=" : ">", r, match.data);
+}
+
+// The whole query rewritten, its output columns named as before; nullptr if it needs no rewrite.
+char *
+RewriteSetops(Query *q) {
+	if (!q->setOperations || !SetopNeedsRewrite(q->setOperations))
+		return nullptr;
+	auto *top = reinterpret_cast<SetOperationStmt *>(q->setOperations);
+	StringInfoData cols;
+	initStringInfo(&cols);
+	int i = 1;
+	ListCell *lc;
+	foreach (lc, q->targetList) {
+		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+		if (tle->resjunk)
+			continue;
+		appendStringInfo(&cols, "%ss.\"__pgt_c%d\" AS %s", i > 1 ? ", " : "", i, quote_identifier(tle->resname));
+		i++;
+	}
+	return psprintf("SELECT %s FROM (%s) s", cols.data, SetopText(q, q->setOperations, top));
+}
+
 // --- The whole plan ----------------------------------------------------------------------------------
 
 struct RawAgg {
@@ -1912,6 +2018,10 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 	Query *analysed = parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, nullptr, 0, nullptr);
 	List *rewritten = QueryRewrite(analysed);
 	Query *q = InlineCtes(linitial_node(Query, rewritten));
+	if (char *rewritten_sql = RewriteSetops(q)) {
+		BuildRawPlan(rewritten_sql, out);
+		return;
+	}
 
 	List *visible = VisibleTargets(q->targetList);
 	out->visible_names = NIL;

@@ -148,6 +148,13 @@ QUERIES = {
     "union2": "SELECT k, s FROM bag WHERE v > 4 UNION SELECT g, name FROM t1 WHERE qty > 3",
     "union3": "SELECT k AS x FROM bag UNION ALL SELECT g FROM t1 UNION SELECT region FROM pt",
     "union_types": "SELECT id, amt FROM t1 WHERE qty > 50 UNION SELECT id, amount FROM t2 WHERE note = 'x'",
+    # --- INTERSECT / EXCEPT (rewritten to EXISTS / NOT EXISTS, or row numbers against counts for ALL) ---
+    "so_intersect": "SELECT g FROM t1 INTERSECT SELECT g FROM t2",
+    "so_except": "SELECT k, s FROM bag EXCEPT SELECT g, name FROM t1",
+    "so_intersect_all": "SELECT k FROM bag INTERSECT ALL SELECT g FROM t1 WHERE qty > 20",
+    "so_except_all": "SELECT k, v FROM bag EXCEPT ALL SELECT g, qty FROM t1",
+    "so_nested": "(SELECT g FROM t1 UNION SELECT k FROM bag) EXCEPT SELECT g FROM t2 WHERE amount > 30",
+    "so_types": "SELECT id, amt FROM t1 INTERSECT SELECT id, amount FROM t2",
     # --- GROUP BY, algebraic (COUNT/SUM/AVG) ---------------------------------------------------------
     "g_all": "SELECT g, count(*) AS n, count(qty) AS nq, sum(qty) AS sq, sum(k) AS sk, sum(amt) AS sa, "
              "avg(qty) AS aq, avg(amt) AS aa, avg(k) AS ak FROM t1 GROUP BY g",

@@ -102,6 +102,7 @@ bool NeedsKeyedRecompute(Query *q);
 const char *RecomputeKeys(Query *q, List **keys);
 Query *RecomputeInput(Query *q, List *keys);
 bool Hashable(Oid type);
+bool CheckSublinkBody(BuildCtx *ctx, Query *body);
 void BuildRawPlan(const char *sql, struct RawPlan *out);
 void ReplaceWithRows(RangeTblEntry *rte, const char *sql);
 
@@ -212,10 +213,6 @@ CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping) {
 		Unsupported(ctx, "%s", "window functions are not maintained differentially yet");
 		return false;
 	}
-	if (q->hasTargetSRFs) {
-		Unsupported(ctx, "%s", "set-returning functions in the select list are not maintained differentially");
-		return false;
-	}
 	if (q->limitCount || q->limitOffset) {
 		Unsupported(ctx, "%s", "LIMIT/OFFSET is not maintained differentially yet");
 		return false;
@@ -290,18 +287,25 @@ CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping) {
 		}
 		case RTE_SUBQUERY:
 			if (rte->lateral) {
-				Unsupported(ctx, "%s", "LATERAL subqueries are not maintained differentially yet");
-				return false;
+				// Like a subquery in an expression: evaluated per row of the other inputs.
+				TreeLine(ctx, child_depth, "Lateral subquery (live and old state, probed by changed rows)");
+				if (!CheckSublinkBody(ctx, rte->subquery))
+					return false;
+				break;
 			}
 			if (!CheckDifferentiable(ctx, rte->subquery, child_depth))
 				return false;
 			break;
 		case RTE_FUNCTION:
-			Unsupported(ctx, "%s", "functions in FROM are not maintained differentially yet");
-			return false;
 		case RTE_VALUES:
-			Unsupported(ctx, "%s", "VALUES in FROM is not maintained differentially yet");
-			return false;
+			// Expanded per row of the inputs it refers to (or constant): no change of its own.
+			if (ContainsSublink(reinterpret_cast<Node *>(rte->functions)) ||
+			    ContainsSublink(reinterpret_cast<Node *>(rte->values_lists))) {
+				Unsupported(ctx, "%s", "a subquery inside a function or VALUES in FROM is not maintained differentially");
+				return false;
+			}
+			TreeLine(ctx, child_depth, rte->rtekind == RTE_VALUES ? "Values (constant)" : "Function (per-row expansion)");
+			break;
 		case RTE_CTE:
 			Unsupported(ctx, "%s", "WITH (common table expressions) is not maintained differentially yet");
 			return false;
@@ -778,6 +782,46 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 	return s.data;
 }
 
+// FROM items that are not inputs of their own: functions and VALUES (expanded per row of the inputs
+// they refer to, or constant) and LATERAL subqueries (handled like subqueries in expressions).
+bool
+IsDependentItem(RangeTblEntry *rte) {
+	return rte->rtekind == RTE_FUNCTION || rte->rtekind == RTE_VALUES || rte->rtekind == RTE_TABLEFUNC ||
+	       (rte->rtekind == RTE_SUBQUERY && rte->lateral);
+}
+
+List *
+DeltaInputs(Query *q) {
+	List *all = NIL;
+	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &all);
+	List *out = NIL;
+	ListCell *lc;
+	foreach (lc, all)
+		if (!IsDependentItem(rt_fetch(lfirst_int(lc), q->rtable)))
+			out = lappend_int(out, lfirst_int(lc));
+	return out;
+}
+
+// The LATERAL subqueries of a level, as EXISTS subqueries (for their probes).
+List *
+LateralBodies(Query *q) {
+	List *all = NIL;
+	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &all);
+	List *out = NIL;
+	ListCell *lc;
+	foreach (lc, all) {
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), q->rtable);
+		if (rte->rtekind == RTE_SUBQUERY && rte->lateral) {
+			SubLink *sl = makeNode(SubLink);
+			sl->subLinkType = EXISTS_SUBLINK;
+			sl->subselect = reinterpret_cast<Node *>(copyObject(rte->subquery));
+			sl->location = -1;
+			out = lappend(out, sl);
+		}
+	}
+	return out;
+}
+
 // True if every input is a base table with a key whose change window can be consolidated.
 bool
 InputsKeyed(Query *q, List *inputs) {
@@ -1214,6 +1258,7 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 	List *sublinks = LevelSublinks(q);
 	List *arms = NIL;
 	ListCell *lc;
+	sublinks = list_concat(sublinks, LateralBodies(q));
 	foreach (lc, sublinks)
 		arms = list_concat(arms, ProbeArms(static_cast<SubLink *>(lfirst(lc))));
 	int n = list_length(inputs);
@@ -1242,6 +1287,12 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 				// Subqueries over the old state (the probe itself stays on the change buffers).
 				(void)OldStateWalker(reinterpret_cast<Node *>(quals), nullptr);
 				(void)OldStateWalker(reinterpret_cast<Node *>(term->targetList), nullptr);
+				ListCell *rc;
+				foreach (rc, term->rtable) {
+					auto *rte = static_cast<RangeTblEntry *>(lfirst(rc));
+					if (rte->rtekind == RTE_SUBQUERY && rte->lateral)
+						OldStateInQuery(rte->subquery);
+				}
 			}
 			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
 			term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));
@@ -1653,8 +1704,7 @@ DeltaOfQuery(Query *q) {
 		return s.data;
 	}
 	q = FlattenInnerJoins(q);
-	List *inputs = NIL;
-	CollectJoinInputs(reinterpret_cast<Node *>(q->jointree), &inputs);
+	List *inputs = DeltaInputs(q);
 	int n = list_length(inputs);
 	Oid mul = OpernameGetOprid(list_make1(makeString(pstrdup("*"))), INT8OID, INT8OID);
 	bool keyed = n > 1 && InputsKeyed(q, inputs);
@@ -1696,11 +1746,23 @@ DeltaOfQuery(Query *q) {
 			appendStringInfoString(&s, Deparse(term));
 		}
 	}
-	if (LevelSublinks(q) != NIL) {
+	if (LevelSublinks(q) != NIL || LateralBodies(q) != NIL) {
 		char *sub = SublinkStateDelta(q, inputs, mul, old_state);
 		if (s.len > 0 && sub[0])
 			appendStringInfoString(&s, "\nUNION ALL\n");
 		appendStringInfoString(&s, sub);
+	}
+	if (s.len == 0) {
+		// Nothing here can change (only constants, VALUES or functions): an empty delta, typed.
+		Query *term = static_cast<Query *>(copyObject(q));
+		term->sortClause = NIL;
+		term->targetList = VisibleTargets(term->targetList);
+		term->targetList = lappend(term->targetList,
+		                           makeTargetEntry(reinterpret_cast<Expr *>(makeConst(INT8OID, -1, InvalidOid, 8,
+		                                                                              Int64GetDatum(0), false, true)),
+		                                           list_length(term->targetList) + 1, pstrdup("__pgt_w"), false));
+		term->jointree->quals = reinterpret_cast<Node *>(makeBoolConst(false, false));
+		appendStringInfoString(&s, Deparse(term));
 	}
 	return s.data;
 }
@@ -2057,6 +2119,11 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		}
 	}
 
+	if (q->hasTargetSRFs && (grouped || distinct || union_distinct || q->hasWindowFuncs)) {
+		out->unsupported = "set-returning functions in the select list of a query with aggregates, DISTINCT or window "
+		                   "functions are not maintained differentially yet";
+		return;
+	}
 	if (q->hasWindowFuncs && !grouped && !distinct && !union_distinct && !q->setOperations) {
 		// Window functions: partitions are independent, so the partitions the changes touch are recomputed
 		// (Rescan keyed by the PARTITION BY expressions every window shares).

@@ -296,6 +296,20 @@ QUERIES = {
     "agsl_having": "SELECT g, sum(amt) AS s FROM t1 GROUP BY g HAVING sum(amt) > (SELECT sum(amount) * 0.1 FROM t2)",
     "agsl_select": "SELECT g, count(*) AS n, (SELECT count(*) FROM t2 WHERE t2.g = t1.g) AS n2 FROM t1 GROUP BY g",
     "agsl_nogroup": "SELECT count(*) AS n, (SELECT max(v) FROM bag) AS mv FROM t1",
+    # --- set-returning functions, VALUES and LATERAL ----------------------------------------------------
+    "srf_target": "SELECT id, generate_series(1, coalesce(qty, 0) % 3) AS n FROM t1 WHERE g < 4",
+    "srf_from": "SELECT a.id, x.n FROM t1 a, generate_series(1, coalesce(a.g, 0) % 3) AS x(n)",
+    "srf_unnest": "SELECT b.k, u.part FROM bag b, unnest(string_to_array(coalesce(b.s, ''), 'a')) AS u(part)",
+    "srf_ordinality": "SELECT d.d_id, e.v, e.i FROM dim d CROSS JOIN LATERAL unnest(ARRAY[d.weight, d.weight * 2]) "
+                      "WITH ORDINALITY AS e(v, i)",
+    "srf_values": "SELECT a.id, v.tag FROM t1 a JOIN (VALUES (1, 'one'), (2, 'two'), (NULL, 'none')) v(g, tag) "
+                  "ON v.g IS NOT DISTINCT FROM a.g",
+    "lat_top": "SELECT d.d_id, l.id, l.qty FROM dim d, LATERAL (SELECT a.id, a.qty FROM t1 a WHERE a.d_id = d.d_id "
+               "ORDER BY a.qty DESC NULLS LAST, a.id LIMIT 2) l",
+    "lat_agg": "SELECT a.id, s.n, s.total FROM t1 a, LATERAL (SELECT count(*) AS n, sum(b.amount) AS total FROM t2 b "
+               "WHERE b.t1_id = a.id) s WHERE a.g IN (1, 2, 3)",
+    "lat_simple": "SELECT a.id, l.bid FROM t1 a CROSS JOIN LATERAL (SELECT b.id AS bid FROM t2 b WHERE b.t1_id = a.id "
+                  "AND b.g = a.g) l",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

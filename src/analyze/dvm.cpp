@@ -1522,16 +1522,38 @@ RecomputeKeys(Query *q, List **keys) {
 	if (q->setOperations)
 		return "aggregation, DISTINCT or window functions over set operations inside a subquery are not "
 		       "maintained differentially yet";
-	if (q->groupingSets || q->hasDistinctOn || q->limitCount || q->limitOffset || q->hasTargetSRFs)
-		return "grouping sets, DISTINCT ON, LIMIT or set-returning functions inside a subquery are not maintained "
-		       "differentially yet";
+	if (q->groupingSets || q->limitCount || q->limitOffset || q->hasTargetSRFs)
+		return "grouping sets, LIMIT or set-returning functions together with aggregates, DISTINCT or window "
+		       "functions are not maintained differentially yet";
 	if (SublinkOutsideAggs(reinterpret_cast<Node *>(q->targetList), nullptr) || SublinkOutsideAggs(q->havingQual, nullptr))
 		return "a subquery in the select list or HAVING of an aggregating subquery is not maintained differentially yet";
 	bool grouped = q->hasAggs || q->groupClause || q->havingQual;
-	if (q->hasWindowFuncs && (grouped || q->distinctClause))
-		return "window functions over aggregates or DISTINCT inside a subquery are not maintained differentially yet";
+	if (q->hasWindowFuncs && (grouped || (q->distinctClause && !q->hasDistinctOn)))
+		return "window functions over aggregates or DISTINCT are not maintained differentially yet";
+	if (q->hasDistinctOn && grouped)
+		return "DISTINCT ON over aggregates is not maintained differentially yet";
 	ListCell *lc;
-	if (q->hasWindowFuncs) {
+	if (q->hasDistinctOn) {
+		List *on = NIL;
+		foreach (lc, q->distinctClause)
+			on = lappend(on, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(lc)), q->targetList));
+		if (!q->hasWindowFuncs) {
+			*keys = on;
+		} else {
+			List *w = NIL;
+			Query *copy = static_cast<Query *>(copyObject(q));
+			copy->hasDistinctOn = false;
+			copy->distinctClause = NIL;
+			if (const char *why = RecomputeKeys(copy, &w))
+				return why;
+			foreach (lc, on)
+				if (list_member(w, lfirst(lc)))
+					*keys = lappend(*keys, lfirst(lc));
+			if (*keys == NIL)
+				return "DISTINCT ON together with window functions needs an expression in both DISTINCT ON and every "
+				       "PARTITION BY to be maintained differentially";
+		}
+	} else if (q->hasWindowFuncs) {
 		bool first = true;
 		foreach (lc, q->windowClause) {
 			auto *wc = static_cast<WindowClause *>(lfirst(lc));
@@ -1581,6 +1603,7 @@ RecomputeInput(Query *q, List *keys) {
 	input->groupClause = NIL;
 	input->havingQual = nullptr;
 	input->distinctClause = NIL;
+	input->hasDistinctOn = false;
 	input->hasWindowFuncs = false;
 	input->windowClause = NIL;
 	input->sortClause = NIL;
@@ -1640,7 +1663,8 @@ KeyedRecomputeDelta(Query *q) {
 	// The subquery with its keys as its first output columns (a re-parsed GROUP BY, DISTINCT or
 	// PARTITION BY then refers to them, so a filter on them is pushed below).
 	Query *full = static_cast<Query *>(copyObject(q));
-	full->sortClause = NIL;
+	if (!full->hasDistinctOn) // DISTINCT ON keeps the ORDER BY choosing its rows
+		full->sortClause = NIL;
 	List *tl = NIL;
 	int j = 1;
 	ListCell *lc;
@@ -2124,64 +2148,36 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		                   "functions are not maintained differentially yet";
 		return;
 	}
-	if (q->hasWindowFuncs && !grouped && !distinct && !union_distinct && !q->setOperations) {
-		// Window functions: partitions are independent, so the partitions the changes touch are recomputed
-		// (Rescan keyed by the PARTITION BY expressions every window shares).
+	if ((q->hasWindowFuncs || q->hasDistinctOn) && !grouped && !distinct && !union_distinct && !q->setOperations) {
+		// Window functions / DISTINCT ON: rows depend only on the input rows with the same keys (the
+		// PARTITION BY expressions every window shares, the DISTINCT ON expressions), so the keys the
+		// changes touch are recomputed (Rescan keyed by them).
 		List *common = NIL;
-		bool first = true;
-		foreach (lc, q->windowClause) {
-			auto *wc = static_cast<WindowClause *>(lfirst(lc));
-			List *exprs = NIL;
-			ListCell *pc;
-			foreach (pc, wc->partitionClause)
-				exprs = lappend(exprs, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList));
-			if (first) {
-				common = exprs;
-				first = false;
-			} else {
-				List *keep = NIL;
-				ListCell *cc;
-				foreach (cc, common)
-					if (list_member(exprs, lfirst(cc)))
-						keep = lappend(keep, lfirst(cc));
-				common = keep;
-			}
-		}
-		if (common == NIL) {
-			out->unsupported = "window functions without a PARTITION BY expression shared by every window are not "
-			                   "maintained differentially (any change could move every row)";
+		if (const char *why = RecomputeKeys(q, &common)) {
+			out->unsupported = why;
 			return;
 		}
-		Query *input = static_cast<Query *>(copyObject(q));
-		input->hasWindowFuncs = false;
-		input->windowClause = NIL;
-		input->sortClause = NIL;
-		List *gk_tl = NIL;
-		List *in_tl = NIL;
-		int j = 1;
 		foreach (lc, common) {
 			Node *e = static_cast<Node *>(lfirst(lc));
-			if (!Hashable(exprType(e))) {
-				out->unsupported = psprintf("PARTITION BY expression of type %s has no hashing/equality support",
-				                            format_type_be(exprType(e)));
-				return;
-			}
 			out->gk_types = lappend(out->gk_types, pstrdup(TypeSql(exprType(e), exprTypmod(e))));
-			in_tl = lappend(in_tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(e)), j, psprintf("__pgt_gk_%d", j), false));
-			gk_tl = lappend(gk_tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(e)), j, psprintf("__pgt_gk_%d", j), false));
-			j++;
 		}
-		input->targetList = in_tl;
-		TreeLine(&ctx, 0, psprintf("Window (recompute touched partitions; %d partition key(s))", list_length(common)));
+		Query *input = RecomputeInput(q, common);
+		TreeLine(&ctx, 0, psprintf("%s (recompute touched keys; %d key(s))",
+		                           q->hasWindowFuncs ? "Window" : "DistinctOn", list_length(common)));
 		if (!CheckSpjLevel(&ctx, input, 1, false)) {
 			out->unsupported = ctx.unsupported;
 			return;
 		}
-		// The query with its partition keys as extra output columns, placed first so that the re-parsed
-		// PARTITION BY refers to them (a filter on them can then be pushed below the window).
+		// The query with its keys as extra output columns, placed first so that the re-parsed
+		// PARTITION BY / DISTINCT ON refers to them (a filter on them can then be pushed below).
 		Query *full = static_cast<Query *>(copyObject(q));
-		full->sortClause = NIL;
-		List *ntl = gk_tl;
+		if (!full->hasDistinctOn)
+			full->sortClause = NIL;
+		List *ntl = NIL;
+		int j = 1;
+		foreach (lc, common)
+			ntl = lappend(ntl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), j,
+			                                   psprintf("__pgt_gk_%d", j), false)), j++;
 		foreach (lc, full->targetList)
 			ntl = lappend(ntl, lfirst(lc));
 		int resno = 1;
@@ -2191,7 +2187,8 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		out->kind = static_cast<int>(DvmKind::Rescan);
 		out->input_sql = Deparse(full);
 		out->delta_sql = DeltaOfQuery(input);
-		out->strategy = pstrdup("window functions: touched partitions recomputed from the sources");
+		out->strategy = pstrdup(q->hasWindowFuncs ? "window functions: touched partitions recomputed from the sources"
+		                                          : "DISTINCT ON: touched keys recomputed from the sources");
 		out->tree = ctx.tree.data;
 		return;
 	}

@@ -310,6 +310,13 @@ QUERIES = {
                "WHERE b.t1_id = a.id) s WHERE a.g IN (1, 2, 3)",
     "lat_simple": "SELECT a.id, l.bid FROM t1 a CROSS JOIN LATERAL (SELECT b.id AS bid FROM t2 b WHERE b.t1_id = a.id "
                   "AND b.g = a.g) l",
+    # --- DISTINCT ON (touched keys recomputed) -----------------------------------------------------------
+    "don_basic": "SELECT DISTINCT ON (g) g, id, amt FROM t1 ORDER BY g, amt DESC NULLS LAST, id",
+    "don_bag": "SELECT DISTINCT ON (s) s, k, v FROM bag ORDER BY s, v, k",
+    "don_sub": "SELECT x.d_id, x.id, d.label FROM (SELECT DISTINCT ON (d_id) d_id, id FROM t1 ORDER BY d_id, k DESC, id) x "
+               "JOIN dim d ON d.d_id = x.d_id",
+    "don_join": "SELECT DISTINCT ON (d.region) d.region, a.id, a.qty FROM t1 a JOIN dim d ON d.d_id = a.d_id "
+                "ORDER BY d.region, a.qty, a.id",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

@@ -29,6 +29,7 @@ extern "C" {
 #include "optimizer/optimizer.h"
 #include "optimizer/clauses.h"
 #include "parser/analyze.h"
+#include "parser/parse_agg.h"
 #include "parser/parser.h"
 #include "rewrite/rewriteHandler.h"
 #include "rewrite/rewriteManip.h"
@@ -2033,6 +2034,75 @@ RewriteSetops(Query *q) {
 	return psprintf("SELECT %s FROM (%s) s", cols.data, SetopText(q, q->setOperations, top));
 }
 
+// --- GROUPING SETS / ROLLUP / CUBE ----------------------------------------------------------------------
+//
+// Rewritten into a UNION ALL of one GROUP BY per grouping set: the grouped columns a set leaves out read
+// as NULL, GROUPING(...) becomes the set's constant bit mask. Each arm is then an aggregating subquery
+// of a UNION ALL, maintained by recomputing its touched groups.
+
+struct GroupingSetCtx {
+	List *set;         // sortgroupref of the columns grouped in this arm
+	List *groupClause; // the query's, in RTE_GROUP column order
+	int group_rtindex;
+};
+
+Node *
+GroupingSetMutator(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	auto *c = static_cast<GroupingSetCtx *>(context);
+	if (IsA(node, GroupingFunc) && reinterpret_cast<GroupingFunc *>(node)->agglevelsup == 0) {
+		int v = 0;
+		ListCell *lc;
+		foreach (lc, reinterpret_cast<GroupingFunc *>(node)->refs)
+			v = (v << 1) | (list_member_int(c->set, lfirst_int(lc)) ? 0 : 1);
+		return reinterpret_cast<Node *>(makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(v), false, true));
+	}
+	if (IsA(node, Var)) {
+		auto *v = reinterpret_cast<Var *>(node);
+		if (v->varlevelsup == 0 && c->group_rtindex > 0 && static_cast<int>(v->varno) == c->group_rtindex) {
+			auto *sgc = static_cast<SortGroupClause *>(list_nth(c->groupClause, v->varattno - 1));
+			if (!list_member_int(c->set, static_cast<int>(sgc->tleSortGroupRef)))
+				return reinterpret_cast<Node *>(makeNullConst(v->vartype, v->vartypmod, v->varcollid));
+		}
+		return node;
+	}
+	return expression_tree_mutator(node, GroupingSetMutator, context);
+}
+
+char *
+RewriteGroupingSets(Query *q) {
+	int group_rtindex = 0, idx = 1;
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		if (static_cast<RangeTblEntry *>(lfirst(lc))->rtekind == RTE_GROUP)
+			group_rtindex = idx;
+		idx++;
+	}
+	StringInfoData s;
+	initStringInfo(&s);
+	foreach (lc, expand_grouping_sets(q->groupingSets, q->groupDistinct, 4096)) {
+		List *set = static_cast<List *>(lfirst(lc));
+		Query *arm = static_cast<Query *>(copyObject(q));
+		arm->groupingSets = NIL;
+		arm->groupDistinct = false;
+		arm->sortClause = NIL;
+		List *gc = NIL;
+		ListCell *gl;
+		foreach (gl, q->groupClause)
+			if (list_member_int(set, static_cast<int>(static_cast<SortGroupClause *>(lfirst(gl))->tleSortGroupRef)))
+				gc = lappend(gc, copyObject(lfirst(gl)));
+		arm->groupClause = gc;
+		GroupingSetCtx ctx{set, q->groupClause, group_rtindex};
+		arm->targetList = reinterpret_cast<List *>(GroupingSetMutator(reinterpret_cast<Node *>(arm->targetList), &ctx));
+		arm->havingQual = GroupingSetMutator(arm->havingQual, &ctx);
+		if (s.len > 0)
+			appendStringInfoString(&s, "\nUNION ALL\n");
+		appendStringInfo(&s, "SELECT * FROM (%s) g", Deparse(arm));
+	}
+	return s.data;
+}
+
 // --- The whole plan ----------------------------------------------------------------------------------
 
 struct RawAgg {
@@ -2106,6 +2176,16 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 	Query *q = InlineCtes(linitial_node(Query, rewritten));
 	if (char *rewritten_sql = RewriteSetops(q)) {
 		BuildRawPlan(rewritten_sql, out);
+		return;
+	}
+	if (q->groupingSets && !q->setOperations && !contain_mutable_functions(reinterpret_cast<Node *>(q))) {
+		if (SublinkOutsideAggs(reinterpret_cast<Node *>(q->targetList), nullptr) || SublinkOutsideAggs(q->havingQual, nullptr) ||
+		    q->hasWindowFuncs || q->distinctClause || q->hasTargetSRFs) {
+			out->unsupported = "grouping sets together with subqueries in the select list or HAVING, window functions, "
+			                   "DISTINCT or set-returning functions are not maintained differentially yet";
+			return;
+		}
+		BuildRawPlan(RewriteGroupingSets(q), out);
 		return;
 	}
 

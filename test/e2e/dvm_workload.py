@@ -317,6 +317,12 @@ QUERIES = {
                "JOIN dim d ON d.d_id = x.d_id",
     "don_join": "SELECT DISTINCT ON (d.region) d.region, a.id, a.qty FROM t1 a JOIN dim d ON d.d_id = a.d_id "
                 "ORDER BY d.region, a.qty, a.id",
+    # --- GROUPING SETS / ROLLUP / CUBE (one GROUP BY per set) --------------------------------------------
+    "gs_rollup": "SELECT g, flag, count(*) AS n, sum(qty) AS sq FROM t1 GROUP BY ROLLUP (g, flag)",
+    "gs_cube": "SELECT s, k % 2 AS par, count(*) AS n, max(v) AS mx, GROUPING(s, k % 2) AS gr FROM bag "
+               "GROUP BY CUBE (s, k % 2)",
+    "gs_sets": "SELECT d.region, a.g, sum(a.amt) AS s FROM t1 a JOIN dim d ON d.d_id = a.d_id "
+               "GROUP BY GROUPING SETS ((d.region), (a.g), ()) HAVING count(*) > 1",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

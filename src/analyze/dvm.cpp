@@ -685,6 +685,10 @@ struct KeyedStates {
 	char *kept;    // live rows whose key the window did not touch
 	char *kept_ok; // kept, plus the "__pgt_ok" flag column
 	char *before;  // the old state: kept + neg
+	// The old state as the live table (flag "__pgt_ok": key untouched) plus neg (flag true). The
+	// live arm has no WHERE, so PostgreSQL can scan it by index inside a join; the term filters on
+	// the flag (and guards error-prone conditions with it, see GuardMixedStateQuals).
+	char *before_ok;
 };
 
 KeyedStates
@@ -716,6 +720,9 @@ KeyedStatesOf(RangeTblEntry *rte) {
 	st.kept_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s WHERE %s", cols,
 	                      untouched, live, untouched);
 	st.before = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", st.kept, st.neg);
+	st.before_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s "
+	                        "UNION ALL SELECT n0.*, true FROM (%s) n0",
+	                        cols, untouched, live, st.neg);
 	return st;
 }
 
@@ -731,15 +738,15 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 	char **pos = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **neg = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **kept = static_cast<char **>(palloc(sizeof(char *) * n));
-	char **before = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **kept_ok = static_cast<char **>(palloc(sizeof(char *) * n));
+	char **before_ok = static_cast<char **>(palloc(sizeof(char *) * n));
 	for (int i = 0; i < n; i++) {
 		KeyedStates st = KeyedStatesOf(rt_fetch(list_nth_int(inputs, i), q->rtable));
+		before_ok[i] = st.before_ok;
 		pos[i] = st.pos;
 		neg[i] = st.neg;
 		kept[i] = st.kept;
 		kept_ok[i] = st.kept_ok;
-		before[i] = st.before;
 	}
 	StringInfoData s;
 	initStringInfo(&s);
@@ -757,11 +764,17 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 				RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
 				// Terms of the old state pair the live table's unchanged rows (kept) with old rows;
 				// before the anti-join drops them, changed live rows would meet old ones.
-				bool guarded = side == 1 && j < i;
-				const char *sql = j < i ? (guarded ? kept_ok[j] : kept[j]) : j == i ? (side == 0 ? pos[j] : neg[j]) : before[j];
+				bool guarded = side == 1 && j != i;
+				const char *sql = j < i ? (guarded ? kept_ok[j] : kept[j]) : j == i ? (side == 0 ? pos[j] : neg[j]) : before_ok[j];
 				ReplaceWithWeighted(rte, sql, guarded);
 				if (guarded)
 					kept_rels = bms_add_member(kept_rels, static_cast<int>(rtindex));
+				if (j > i) { // before_ok: the flag filters the live arm
+					Expr *flag = reinterpret_cast<Expr *>(makeVar(rtindex, static_cast<AttrNumber>(list_length(rte->eref->colnames)),
+					                                              BOOLOID, -1, InvalidOid, 0));
+					List *quals = term->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(term->jointree->quals)) : NIL;
+					term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(lappend(quals, flag)));
+				}
 				Expr *w = WeightVar(rtindex, rte);
 				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
 			}

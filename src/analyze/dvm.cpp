@@ -2236,6 +2236,91 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		}
 	}
 
+	if (q->limitCount || q->limitOffset) {
+		// ORDER BY ... LIMIT k [OFFSET m] (top-k): the query without its LIMIT (P) is maintained as
+		// usual; the result is recomputed (Rescan without keys) only when a row of P's delta ranks
+		// among the first m + k rows of the old top-k together with the delta rows (delta rows first
+		// among equals). If none does, every deleted row was after the old k-th row and every new
+		// row sorts after it too, so the first m + k rows stay the same.
+		if (q->sortClause == NIL) {
+			out->unsupported = "LIMIT/OFFSET without ORDER BY is not maintained differentially (its rows are not "
+			                   "determined)";
+			return;
+		}
+		if (q->limitOption != LIMIT_OPTION_COUNT) {
+			out->unsupported = "FETCH ... WITH TIES is not maintained differentially yet";
+			return;
+		}
+		int64 window = 0;
+		for (Node *lim : {q->limitCount, q->limitOffset}) {
+			if (lim == nullptr)
+				continue;
+			lim = eval_const_expressions(nullptr, lim);
+			if (!IsA(lim, Const) || reinterpret_cast<Const *>(lim)->constisnull) {
+				out->unsupported = "LIMIT/OFFSET must be constants to be maintained differentially";
+				return;
+			}
+			window += DatumGetInt64(reinterpret_cast<Const *>(lim)->constvalue);
+		}
+		if (q->limitCount == nullptr) {
+			out->unsupported = "OFFSET without LIMIT is not maintained differentially yet";
+			return;
+		}
+		Query *p = static_cast<Query *>(copyObject(q));
+		p->limitCount = nullptr;
+		p->limitOffset = nullptr;
+		p->sortClause = NIL;
+		// Keep every entry (GROUP BY refers to them); the sort keys become extra output columns.
+		List *ptl = p->targetList;
+		int nvis = list_length(VisibleTargets(ptl));
+		StringInfoData order;
+		initStringInfo(&order);
+		int s = 1;
+		foreach (lc, q->sortClause) {
+			auto *sgc = static_cast<SortGroupClause *>(lfirst(lc));
+			TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
+			Oid opfamily, opcintype;
+			CompareType cmp;
+			if (!get_ordering_op_properties(sgc->sortop, &opfamily, &opcintype, &cmp)) {
+				out->unsupported = "ORDER BY ... USING a non-btree operator is not maintained differentially";
+				return;
+			}
+			ptl = lappend(ptl, makeTargetEntry(static_cast<Expr *>(copyObject(tle->expr)), list_length(ptl) + 1,
+			                                   psprintf("__pgt_s_%d", s), false));
+			appendStringInfo(&order, "x.\"__pgt_c%d\" %s NULLS %s, ", nvis + s, cmp == COMPARE_GT ? "DESC" : "ASC",
+			                 sgc->nulls_first ? "FIRST" : "LAST");
+			s++;
+		}
+		p->targetList = ptl;
+		int ncols = list_length(VisibleTargets(ptl));
+		TreeLine(&ctx, 0, psprintf("TopK (LIMIT window %lld: recomputed when a change ranks inside it)",
+		                           static_cast<long long>(window)));
+		if (!CheckDifferentiable(&ctx, p, 1)) {
+			out->unsupported = ctx.unsupported;
+			return;
+		}
+		char *names = PositionalNames(ncols);
+		char *delta = DeltaOfQuery(p);
+		Query *old = static_cast<Query *>(copyObject(p));
+		OldStateInQuery(old);
+		// ORDER BY over positional columns (the same order, delta rows first among equals).
+		char *order_old = pstrdup(order.data);
+		order_old[strlen(order_old) - 2] = '\0';
+		char *alias = pstrdup(names);
+		alias[strlen(alias) - 2] = '\0';
+		char *old_top = psprintf("SELECT * FROM (%s) x(%s) ORDER BY %s LIMIT %lld", Deparse(old), alias, order_old,
+		                         static_cast<long long>(window));
+		out->delta_sql = psprintf(
+		    "SELECT 1 AS \"__pgt_one\" FROM (SELECT x.\"__pgt_d\", pg_catalog.row_number() OVER (ORDER BY %sx.\"__pgt_d\" DESC) "
+		    "AS \"__pgt_rn\" FROM (SELECT o.*, false AS \"__pgt_d\" FROM (%s) o UNION ALL SELECT %s, true FROM (%s) d(%s\"__pgt_w\")) "
+		    "x) y WHERE y.\"__pgt_d\" AND y.\"__pgt_rn\" OPERATOR(pg_catalog.<=) %lld",
+		    order.data, old_top, PositionalRefs("d", ncols), delta, names, static_cast<long long>(window));
+		out->kind = static_cast<int>(DvmKind::Rescan);
+		out->input_sql = Deparse(q);
+		out->strategy = pstrdup("top-k: recomputed when a change ranks inside the LIMIT window");
+		out->tree = ctx.tree.data;
+		return;
+	}
 	if (q->hasTargetSRFs && (grouped || distinct || union_distinct || q->hasWindowFuncs)) {
 		out->unsupported = "set-returning functions in the select list of a query with aggregates, DISTINCT or window "
 		                   "functions are not maintained differentially yet";

@@ -323,6 +323,12 @@ QUERIES = {
                "GROUP BY CUBE (s, k % 2)",
     "gs_sets": "SELECT d.region, a.g, sum(a.amt) AS s FROM t1 a JOIN dim d ON d.d_id = a.d_id "
                "GROUP BY GROUPING SETS ((d.region), (a.g), ()) HAVING count(*) > 1",
+    # --- ORDER BY ... LIMIT (top-k: recomputed only when a change ranks inside the window) -------------
+    "topk_basic": "SELECT id, amt FROM t1 ORDER BY amt DESC NULLS LAST, id LIMIT 5",
+    "topk_offset": "SELECT id, k FROM t1 WHERE g < 5 ORDER BY k, id LIMIT 4 OFFSET 2",
+    "topk_group": "SELECT g, sum(qty) AS s FROM t1 GROUP BY g ORDER BY sum(qty) DESC NULLS LAST, g LIMIT 3",
+    "topk_join": "SELECT a.id, b.amount FROM t1 a JOIN t2 b ON b.t1_id = a.id ORDER BY b.amount, b.id LIMIT 6",
+    "topk_bag": "SELECT k, v, s FROM bag ORDER BY v NULLS FIRST, k, s LIMIT 5",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

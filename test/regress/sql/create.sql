@@ -113,7 +113,7 @@ ORDER BY pgt_name;
 SELECT pgtrickle.create_stream_table('mode_full_lower', 'SELECT id FROM orders', refresh_mode => 'full');
 SELECT pgtrickle.create_stream_table('mode_full_padded', 'SELECT id FROM orders', refresh_mode => '  Full ');
 SELECT pgtrickle.create_stream_table('mode_auto_lower', 'SELECT id FROM orders', refresh_mode => 'auto');
-SELECT pgtrickle.create_stream_table('mode_auto_limit', 'SELECT id FROM orders ORDER BY id LIMIT 2', refresh_mode => 'Auto');
+SELECT pgtrickle.create_stream_table('mode_auto_limit', 'SELECT id FROM orders LIMIT 2', refresh_mode => 'Auto');
 SELECT pgtrickle.create_stream_table('mode_differential', 'SELECT id FROM orders', refresh_mode => 'DIFFERENTIAL');
 SELECT pgtrickle.create_stream_table('mode_differential_lower', 'SELECT id FROM orders', refresh_mode => ' differential');
 SELECT pgtrickle.create_stream_table('mode_incremental', 'SELECT id FROM orders', refresh_mode => 'incremental');

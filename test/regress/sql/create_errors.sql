@@ -231,8 +231,8 @@ SELECT pgtrickle.create_stream_table('e1', 'SELECT 1 AS a', refresh_mode => 'FUL
 DO $$BEGIN PERFORM pgtrickle.create_stream_table('e1', 'SELECT 1 AS a', refresh_mode => 'FULL AUTO');
 EXCEPTION WHEN invalid_parameter_value THEN RAISE NOTICE 'caught %: %', SQLSTATE, SQLERRM; END$$;
 -- DIFFERENTIAL for a query the differential engine cannot maintain: refused, naming the construct
-SELECT pgtrickle.create_stream_table('e1', 'SELECT id FROM src ORDER BY id LIMIT 1', refresh_mode => 'DIFFERENTIAL');
-DO $$BEGIN PERFORM pgtrickle.create_stream_table('e1', 'SELECT id FROM src ORDER BY id LIMIT 1', refresh_mode => 'DIFFERENTIAL');
+SELECT pgtrickle.create_stream_table('e1', 'SELECT id FROM src LIMIT 1', refresh_mode => 'DIFFERENTIAL');
+DO $$BEGIN PERFORM pgtrickle.create_stream_table('e1', 'SELECT id FROM src LIMIT 1', refresh_mode => 'DIFFERENTIAL');
 EXCEPTION WHEN feature_not_supported THEN RAISE NOTICE 'caught %: %', SQLSTATE, SQLERRM; END$$;
 SELECT pgtrickle.create_stream_table('e1', 'SELECT id, rank() OVER (ORDER BY id) AS r FROM src', refresh_mode => ' differential ');
 DO $$BEGIN PERFORM pgtrickle.create_stream_table('e1', 'SELECT id, rank() OVER (ORDER BY id) AS r FROM src', refresh_mode => ' differential ');

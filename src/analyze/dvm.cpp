@@ -504,6 +504,75 @@ WeightVar(Index rtindex, RangeTblEntry *rte) {
 	return reinterpret_cast<Expr *>(makeVar(rtindex, static_cast<AttrNumber>(attno), INT8OID, -1, InvalidOid, 0));
 }
 
+Expr *
+Int8Const(int64 v) {
+	return reinterpret_cast<Expr *>(makeConst(INT8OID, -1, InvalidOid, 8, Int64GetDatum(v), false, true));
+}
+
+// The target list "1 AS __pgt_one" (a query whose rows only count as existing).
+List *
+OneTarget() {
+	return list_make1(makeTargetEntry(reinterpret_cast<Expr *>(makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(1),
+	                                                                      false, true)),
+	                                  1, pstrdup("__pgt_one"), false));
+}
+
+// Target entries "__pgt_gk_1" .. for key expressions (copies), numbered from `first_resno`.
+List *
+KeyTargets(List *exprs, int first_resno) {
+	List *tl = NIL;
+	int j = 1;
+	ListCell *lc;
+	foreach (lc, exprs) {
+		tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), first_resno + j - 1,
+		                                 psprintf("__pgt_gk_%d", j), false));
+		j++;
+	}
+	return tl;
+}
+
+void
+AddConjunct(Query *q, Expr *conj) {
+	List *quals = q->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(q->jointree->quals)) : NIL;
+	q->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(lappend(quals, conj)));
+}
+
+// Finishes a delta term (its weight as the last column) and appends it to `s` as another UNION ALL arm.
+void
+AppendTerm(StringInfo s, Query *term, Expr *weight) {
+	if (IsA(weight, OpExpr))
+		set_opfuncid(reinterpret_cast<OpExpr *>(weight));
+	term->targetList =
+	    lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1, pstrdup("__pgt_w"), false));
+	if (s->len > 0)
+		appendStringInfoString(s, "\nUNION ALL\n");
+	appendStringInfoString(s, Deparse(term));
+}
+
+// Turns a range-table entry into an unused placeholder (deparsed nowhere, holding no relation).
+void
+MakePlaceholderRte(RangeTblEntry *rte, const char *name) {
+	rte->rtekind = RTE_RESULT;
+	rte->relid = InvalidOid;
+	rte->subquery = nullptr;
+	rte->inh = false;
+	rte->perminfoindex = 0;
+	rte->joinaliasvars = NIL;
+	rte->joinleftcols = NIL;
+	rte->joinrightcols = NIL;
+	rte->join_using_alias = nullptr;
+	rte->alias = nullptr;
+	rte->eref = makeAlias(name, NIL);
+}
+
+BuildCtx
+ScratchCtx() {
+	BuildCtx c;
+	c.unsupported = nullptr;
+	initStringInfo(&c.tree);
+	return c;
+}
+
 // Non-junk target entries, renumbered.
 List *
 VisibleTargets(List *tlist) {
@@ -571,15 +640,8 @@ FlattenInnerJoins(Query *q) {
 	}
 	foreach (lc, q->rtable) {
 		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
-		if (rte->rtekind == RTE_JOIN) {
-			rte->rtekind = RTE_RESULT;
-			rte->joinaliasvars = NIL;
-			rte->joinleftcols = NIL;
-			rte->joinrightcols = NIL;
-			rte->join_using_alias = nullptr;
-			rte->alias = nullptr;
-			rte->eref = makeAlias("__pgt_join", NIL);
-		}
+		if (rte->rtekind == RTE_JOIN)
+			MakePlaceholderRte(rte, "__pgt_join");
 	}
 	return q;
 }
@@ -769,28 +831,17 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 				ReplaceWithWeighted(rte, sql, guarded);
 				if (guarded)
 					kept_rels = bms_add_member(kept_rels, static_cast<int>(rtindex));
-				if (j > i) { // before_ok: the flag filters the live arm
-					Expr *flag = reinterpret_cast<Expr *>(makeVar(rtindex, static_cast<AttrNumber>(list_length(rte->eref->colnames)),
-					                                              BOOLOID, -1, InvalidOid, 0));
-					List *quals = term->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(term->jointree->quals)) : NIL;
-					term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(lappend(quals, flag)));
-				}
+				if (j > i) // before_ok: the flag filters the live arm
+					AddConjunct(term, reinterpret_cast<Expr *>(makeVar(rtindex, static_cast<AttrNumber>(list_length(
+					                                                                    rte->eref->colnames)),
+					                                                    BOOLOID, -1, InvalidOid, 0)));
 				Expr *w = WeightVar(rtindex, rte);
 				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
 			}
 			GuardMixedStateQuals(term, kept_rels);
 			if (side == 1)
-				weight = make_opclause(mul, INT8OID, false, weight,
-				                       reinterpret_cast<Expr *>(makeConst(INT8OID, -1, InvalidOid, 8,
-				                                                          Int64GetDatum(-1), false, true)),
-				                       InvalidOid, InvalidOid);
-			if (IsA(weight, OpExpr))
-				set_opfuncid(reinterpret_cast<OpExpr *>(weight));
-			term->targetList = lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1,
-			                                                                 pstrdup("__pgt_w"), false));
-			if (s.len > 0)
-				appendStringInfoString(&s, "\nUNION ALL\n");
-			appendStringInfoString(&s, Deparse(term));
+				weight = make_opclause(mul, INT8OID, false, weight, Int8Const(-1), InvalidOid, InvalidOid);
+			AppendTerm(&s, term, weight);
 		}
 	}
 	return s.data;
@@ -979,9 +1030,7 @@ IsPlainSpj(Query *q) {
 	if (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs || q->setOperations ||
 	    q->limitCount || q->limitOffset || q->hasTargetSRFs || q->hasSubLinks || q->cteList || q->rowMarks)
 		return false;
-	BuildCtx scratch;
-	scratch.unsupported = nullptr;
-	initStringInfo(&scratch.tree);
+	BuildCtx scratch = ScratchCtx();
 	if (!CheckJoinTree(&scratch, reinterpret_cast<Node *>(q->jointree)))
 		return false;
 	ListCell *lc;
@@ -1001,9 +1050,7 @@ BodyIsSimple(Query *body) {
 		return false;
 	if (ContainsSublink(reinterpret_cast<Node *>(body->targetList)) || ContainsSublink(body->havingQual))
 		return false;
-	BuildCtx scratch;
-	scratch.unsupported = nullptr;
-	initStringInfo(&scratch.tree);
+	BuildCtx scratch = ScratchCtx();
 	if (!CheckJoinTree(&scratch, reinterpret_cast<Node *>(body->jointree)))
 		return false;
 	ListCell *lc;
@@ -1071,9 +1118,7 @@ CheckRelationsIn(Query *q, RelCheckCtx *c) {
 
 List *
 RelationsRead(Query *q) {
-	BuildCtx scratch;
-	scratch.unsupported = nullptr;
-	initStringInfo(&scratch.tree);
+	BuildCtx scratch = ScratchCtx();
 	RelCheckCtx c{&scratch, NIL, true};
 	CheckRelationsIn(q, &c);
 	return c.relids;
@@ -1171,9 +1216,7 @@ ProbeArms(SubLink *sl) {
 	body->havingQual = nullptr;
 	body->distinctClause = NIL;
 	body->sortClause = NIL;
-	body->targetList = list_make1(makeTargetEntry(
-	    reinterpret_cast<Expr *>(makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(1), false, true)), 1,
-	    pstrdup("__pgt_one"), false));
+	body->targetList = OneTarget();
 	List *plain = NIL;
 	List *nested = NIL; // conjuncts holding subqueries
 	if (body->jointree->quals) {
@@ -1310,16 +1353,8 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 			}
 			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
 			term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));
-			Expr *sign = reinterpret_cast<Expr *>(
-			    makeConst(INT8OID, -1, InvalidOid, 8, Int64GetDatum(side == 0 ? 1 : -1), false, true));
-			weight = weight ? make_opclause(mul, INT8OID, false, weight, sign, InvalidOid, InvalidOid) : sign;
-			if (IsA(weight, OpExpr))
-				set_opfuncid(reinterpret_cast<OpExpr *>(weight));
-			term->targetList = lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1,
-			                                                                 pstrdup("__pgt_w"), false));
-			if (s.len > 0)
-				appendStringInfoString(&s, "\nUNION ALL\n");
-			appendStringInfoString(&s, Deparse(term));
+			Expr *sign = Int8Const(side == 0 ? 1 : -1);
+			AppendTerm(&s, term, weight ? make_opclause(mul, INT8OID, false, weight, sign, InvalidOid, InvalidOid) : sign);
 		}
 	}
 	return s.data;
@@ -1455,25 +1490,12 @@ AntiJoinArm(Query *q, JoinExpr *j, bool keep_left) {
 	ListCell *lc;
 	foreach (lc, sub->rtable) {
 		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
-		if (!bms_is_member(idx++, pad_relids)) {
-			rte->rtekind = RTE_RESULT;
-			rte->relid = InvalidOid;
-			rte->subquery = nullptr;
-			rte->inh = false;
-			rte->perminfoindex = 0;
-			rte->joinaliasvars = NIL;
-			rte->joinleftcols = NIL;
-			rte->joinrightcols = NIL;
-			rte->join_using_alias = nullptr;
-			rte->alias = nullptr;
-			rte->eref = makeAlias("__pgt_unused", NIL);
-		}
+		if (!bms_is_member(idx++, pad_relids))
+			MakePlaceholderRte(rte, "__pgt_unused");
 	}
 	LevelUpCtx lu{pad_relids};
 	sub->jointree = makeFromExpr(list_make1(copyObject(pad)), LevelUpMutator(static_cast<Node *>(copyObject(aj->quals)), &lu));
-	sub->targetList = list_make1(makeTargetEntry(
-	    reinterpret_cast<Expr *>(makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(1), false, true)), 1,
-	    pstrdup("__pgt_one"), false));
+	sub->targetList = OneTarget();
 	SubLink *sl = makeNode(SubLink);
 	sl->subLinkType = EXISTS_SUBLINK;
 	sl->subselect = reinterpret_cast<Node *>(sub);
@@ -1621,16 +1643,7 @@ RecomputeInput(Query *q, List *keys) {
 	input->hasWindowFuncs = false;
 	input->windowClause = NIL;
 	input->sortClause = NIL;
-	List *tl = NIL;
-	int j = 1;
-	ListCell *lc;
-	foreach (lc, keys)
-		tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), j, psprintf("__pgt_gk_%d", j), false)), j++;
-	if (tl == NIL)
-		tl = list_make1(makeTargetEntry(reinterpret_cast<Expr *>(makeConst(INT4OID, -1, InvalidOid, 4, Int32GetDatum(1),
-		                                                                    false, true)),
-		                                1, pstrdup("__pgt_one"), false));
-	input->targetList = tl;
+	input->targetList = keys != NIL ? KeyTargets(keys, 1) : OneTarget();
 	return input;
 }
 
@@ -1679,11 +1692,8 @@ KeyedRecomputeDelta(Query *q) {
 	Query *full = static_cast<Query *>(copyObject(q));
 	if (!full->hasDistinctOn) // DISTINCT ON keeps the ORDER BY choosing its rows
 		full->sortClause = NIL;
-	List *tl = NIL;
-	int j = 1;
+	List *tl = KeyTargets(keys, 1);
 	ListCell *lc;
-	foreach (lc, keys)
-		tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), j, psprintf("__pgt_gk_%d", j), false)), j++;
 	int nvisible = 0;
 	List *junk = NIL;
 	foreach (lc, full->targetList) {
@@ -1775,13 +1785,7 @@ DeltaOfQuery(Query *q) {
 				Expr *w = WeightVar(rtindex, rte);
 				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
 			}
-			if (weight && IsA(weight, OpExpr))
-				set_opfuncid(reinterpret_cast<OpExpr *>(weight));
-			term->targetList = lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1,
-			                                                                 pstrdup("__pgt_w"), false));
-			if (s.len > 0)
-				appendStringInfoString(&s, "\nUNION ALL\n");
-			appendStringInfoString(&s, Deparse(term));
+			AppendTerm(&s, term, weight);
 		}
 	}
 	if (LevelSublinks(q) != NIL || LateralBodies(q) != NIL) {
@@ -1795,12 +1799,8 @@ DeltaOfQuery(Query *q) {
 		Query *term = static_cast<Query *>(copyObject(q));
 		term->sortClause = NIL;
 		term->targetList = VisibleTargets(term->targetList);
-		term->targetList = lappend(term->targetList,
-		                           makeTargetEntry(reinterpret_cast<Expr *>(makeConst(INT8OID, -1, InvalidOid, 8,
-		                                                                              Int64GetDatum(0), false, true)),
-		                                           list_length(term->targetList) + 1, pstrdup("__pgt_w"), false));
 		term->jointree->quals = reinterpret_cast<Node *>(makeBoolConst(false, false));
-		appendStringInfoString(&s, Deparse(term));
+		AppendTerm(&s, term, Int8Const(0));
 	}
 	return s.data;
 }
@@ -2351,11 +2351,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		Query *full = static_cast<Query *>(copyObject(q));
 		if (!full->hasDistinctOn)
 			full->sortClause = NIL;
-		List *ntl = NIL;
-		int j = 1;
-		foreach (lc, common)
-			ntl = lappend(ntl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), j,
-			                                   psprintf("__pgt_gk_%d", j), false)), j++;
+		List *ntl = KeyTargets(common, 1);
 		foreach (lc, full->targetList)
 			ntl = lappend(ntl, lfirst(lc));
 		int resno = 1;
@@ -2446,9 +2442,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		(void)AggLevelSublinksWalker(q->havingQual, &als);
 		foreach (lc, als.sublinks) {
 			auto *body = reinterpret_cast<Query *>(static_cast<SubLink *>(lfirst(lc))->subselect);
-			BuildCtx scratch;
-			scratch.unsupported = nullptr;
-			initStringInfo(&scratch.tree);
+			BuildCtx scratch = ScratchCtx();
 			RelCheckCtx rc{&scratch, agg_level_relids, true};
 			CheckRelationsIn(body, &rc);
 			if (!rc.ok) {
@@ -2515,12 +2509,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 	input->havingQual = nullptr;
 	input->sortClause = NIL;
 	input->distinctClause = NIL;
-	List *tl = NIL;
-	int j = 1;
-	foreach (lc, group_exprs)
-		tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), list_length(tl) + 1,
-		                                 psprintf("__pgt_gk_%d", j++), false));
-
+	List *tl = KeyTargets(group_exprs, 1);
 	if (algebraic) {
 		int k = 1;
 		foreach (lc, out->aggs) {
@@ -2534,11 +2523,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 			k++;
 		}
 	}
-	if (tl == NIL)
-		tl = list_make1(makeTargetEntry(reinterpret_cast<Expr *>(makeConst(INT4OID, -1, InvalidOid, 4,
-		                                                                   Int32GetDatum(1), false, true)),
-		                                1, pstrdup("__pgt_one"), false));
-	input->targetList = tl;
+	input->targetList = tl != NIL ? tl : OneTarget();
 
 	TreeLine(&ctx, 0,
 	         psprintf("Aggregate (%s; %d group key(s), %d aggregate(s))",
@@ -2572,10 +2557,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 			else
 				ntl = lappend(ntl, tle);
 		}
-		j = 1;
-		foreach (lc, group_exprs)
-			ntl = lappend(ntl, makeTargetEntry(reinterpret_cast<Expr *>(copyObject(lfirst(lc))), 0,
-			                                   psprintf("__pgt_gk_%d", j++), false));
+		ntl = list_concat(ntl, KeyTargets(group_exprs, 0));
 		ntl = list_concat(ntl, junk);
 		int resno = 1;
 		foreach (lc, ntl)

@@ -706,7 +706,9 @@ void
 GuardMixedStateQuals(Query *term, Bitmapset *kept_rels) {
 	if (kept_rels == nullptr || term->jointree->quals == nullptr)
 		return;
-	List *conjuncts = make_ands_implicit(reinterpret_cast<Expr *>(term->jointree->quals));
+	// (A AND B) OR (A AND C) -> A AND (B OR C), as the planner would: a join key repeated in every arm
+	// of an OR (TPC-H Q19) becomes a conjunct of its own, left unwrapped, so it stays a join key.
+	List *conjuncts = make_ands_implicit(canonicalize_qual(reinterpret_cast<Expr *>(term->jointree->quals), false));
 	List *out = NIL;
 	ListCell *lc;
 	foreach (lc, conjuncts) {
@@ -765,17 +767,24 @@ KeyedStatesOf(RangeTblEntry *rte) {
 	st.neg = psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
 	                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
 	                  PositionalRefs("d", ncols), delta, names);
-	StringInfoData match;
-	initStringInfo(&match);
+	StringInfoData live_key;
+	StringInfoData delta_key;
+	initStringInfo(&live_key);
+	initStringInfo(&delta_key);
 	ListCell *lc;
 	foreach (lc, RelationKey(rte->relid)) {
 		int att = lfirst_int(lc);
-		appendStringInfo(&match, "%sk.\"__pgt_c%d\" OPERATOR(pg_catalog.=) a.%s", match.len ? " AND " : "", att,
+		appendStringInfo(&live_key, "%sa.%s", live_key.len ? ", " : "",
 		                 quote_identifier(get_attname(rte->relid, static_cast<AttrNumber>(att), false)));
+		appendStringInfo(&delta_key, "%sk.\"__pgt_c%d\"", delta_key.len ? ", " : "", att);
 	}
-	// Rows of the live table whose key the window did not touch. kept_ok carries the same probe as a
-	// column, for conditions the planner may evaluate before the anti-join (GuardMixedStateQuals).
-	char *untouched = psprintf("NOT EXISTS (SELECT 1 FROM (%s) k(%s\"__pgt_cw\") WHERE %s)", delta, names, match.data);
+	// Rows of the live table whose key the window did not touch. A NOT IN over the (NOT NULL) key
+	// is a hashed subplan computed once, a filter on the scan: the planner can still reach the table
+	// by index from the other inputs (an anti-join would fix the join order, and a correlated
+	// NOT EXISTS would consolidate the window again for every row). kept_ok carries the same probe as
+	// a column, for conditions the planner may evaluate before the filter (GuardMixedStateQuals).
+	char *untouched = psprintf("(ROW(%s) NOT IN (SELECT %s FROM (%s) k(%s\"__pgt_cw\")))", live_key.data,
+	                           delta_key.data, delta, names);
 	char *live = LiveRelation(rte);
 	char *cols = RelationColumns(rte->relid, "a", false);
 	st.kept = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s WHERE %s", cols, live, untouched);

@@ -337,18 +337,18 @@ BEGIN
     FROM orders WHERE tpchgen.rnd(o_orderkey, s) < 0.01;
 
     UPDATE lineitem l
-    SET l_quantity = q.qty,
-        l_extendedprice = q.qty * tpchgen.retailprice(l.l_partkey),
-        l_discount = tpchgen.uni(q.lk, s + 3, 0, 10) / 100.0,
-        l_shipmode = tpchgen.shipmode(q.lk, s + 4),
+    SET l_quantity = tpchgen.uni(l.l_orderkey * 8 + l.l_linenumber, s + 2, 1, 50),
+        l_extendedprice = tpchgen.uni(l.l_orderkey * 8 + l.l_linenumber, s + 2, 1, 50) * tpchgen.retailprice(l.l_partkey),
+        l_discount = tpchgen.uni(l.l_orderkey * 8 + l.l_linenumber, s + 3, 0, 10) / 100.0,
+        l_shipmode = tpchgen.shipmode(l.l_orderkey * 8 + l.l_linenumber, s + 4),
         l_shipdate = l.l_shipdate + u.shift,
         l_commitdate = l.l_commitdate + u.shift,
         l_receiptdate = l.l_receiptdate + u.shift,
         l_returnflag = CASE WHEN l.l_receiptdate + u.shift <= date '1995-06-17'
-                            THEN CASE WHEN tpchgen.rnd(q.lk, s + 5) < 0.5 THEN 'R' ELSE 'A' END ELSE 'N' END,
+                            THEN CASE WHEN tpchgen.rnd(l.l_orderkey * 8 + l.l_linenumber, s + 5) < 0.5 THEN 'R' ELSE 'A' END
+                            ELSE 'N' END,
         l_linestatus = CASE WHEN l.l_shipdate + u.shift > date '1995-06-17' THEN 'O' ELSE 'F' END
-    FROM tpchgen_upd_orders u,
-         LATERAL (SELECT l.l_orderkey * 8 + l.l_linenumber AS lk, tpchgen.uni(l.l_orderkey * 8 + l.l_linenumber, s + 2, 1, 50) AS qty) q
+    FROM tpchgen_upd_orders u
     WHERE l.l_orderkey = u.o_orderkey;
 
     UPDATE orders o

@@ -49,12 +49,29 @@ def visible_columns(conn, rel):
         "AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%%' ORDER BY attnum", (rel,))]
 
 
+def explain_delta(conn, q):
+    delta = dict(conn.execute("SELECT property, value FROM pgtrickle.explain_st(%s)", (f"{q}_auto",)).fetchall())
+    if "delta_query" not in delta:
+        print(f"   {q}_auto has no delta query ({delta.get('refresh_mode')})")
+        return
+    print(f"== EXPLAIN ANALYZE of the delta query of {q}_auto (operator tree: "
+          f"{' / '.join(x.strip() for x in delta['operator_tree'].splitlines())})")
+    t0 = time.perf_counter()
+    plan = conn.execute("EXPLAIN (ANALYZE, COSTS ON, BUFFERS OFF) " + delta["delta_query"]).fetchall()
+    print(f"   ({(time.perf_counter() - t0) * 1000:.0f} ms)")
+    for (line,) in plan:
+        print("   " + line)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sf", default="0.1", help="scale factor (default 0.1)")
     ap.add_argument("--reps", type=int, default=5, help="timed change cycles (default 5)")
     ap.add_argument("--queries", default="", help="comma-separated subset, e.g. q01,q03")
     ap.add_argument("--no-verify", action="store_true", help="skip comparing <q>_auto with <q>_full at the end")
+    ap.add_argument("--explain", default="", metavar="q05,q19",
+                    help="after the last cycle's changes, before its refreshes, print EXPLAIN ANALYZE of these "
+                         "DIFFERENTIAL stream tables' delta queries (explain_st's delta_query; not timed)")
     args = ap.parse_args()
     names = [q.strip() for q in args.queries.split(",") if q.strip()] or tpch.QUERY_NAMES
     queries = {q: tpch.query_text(q) for q in names}
@@ -105,6 +122,9 @@ def main():
         t0 = time.perf_counter()
         tpch.change_cycle(conn, cycle)
         t_change = time.perf_counter() - t0
+        if cycle == args.reps + 1:
+            for q in [x.strip() for x in args.explain.split(",") if x.strip()]:
+                explain_delta(conn, q)
         t0 = time.perf_counter()
         for i, q in enumerate(queries):
             order = ("auto", "full") if (cycle + i) % 2 == 0 else ("full", "auto")

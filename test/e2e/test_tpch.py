@@ -20,6 +20,7 @@ with refresh_mode => 'AUTO', and then
 import sys
 import time
 
+import psycopg
 import pytest
 
 from conftest import DATABASE_SETTINGS
@@ -29,6 +30,9 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]
 import tpch_common as tpch  # noqa: E402
 
 SCALE_FACTOR = "0.01"
+# Every statement, refreshes included, runs in well under a second at this scale on the debug build;
+# a refresh that takes a minute is a bug in itself.
+STATEMENT_TIMEOUT_MS = 60_000
 
 # Queries AUTO maintains with FULL refreshes today, with the reason the engine records
 # (pgt_stream_tables.refresh_mode_reason; it names the first construct it meets) and the other
@@ -65,7 +69,7 @@ def tpch_db(cluster):
         admin.execute(f'CREATE DATABASE "{name}"')
         for guc, value in DATABASE_SETTINGS.items():
             admin.execute(f'ALTER DATABASE "{name}" SET {guc} = {value}')
-    conn = cluster.connect(name, statement_timeout_ms=300_000)
+    conn = cluster.connect(name, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     try:
         conn.execute("CREATE EXTENSION pg_trickle")
         tpch.install(conn)
@@ -173,12 +177,18 @@ def test_exact_after_change_cycles(tpch_db):
         # Which stream tables the changes make stale: proves the changes reach the queries.
         stale_per_round.append(set(mismatches(conn)))
         t0 = time.monotonic()
+        failed = {}
         for q in QUERIES:
-            refresh(conn, q)
+            try:
+                refresh(conn, q)
+            except psycopg.Error as e:
+                failed[q] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
         elapsed = time.monotonic() - t0
         what = f"change cycle(s) {cycles}" if cycles else "the targeted changes"
-        bad = mismatches(conn)
-        assert not bad, report(bad, f"after {what} and a refresh")
+        bad = {q: v for q, v in mismatches(conn).items() if q not in failed}
+        assert not failed and not bad, (
+            "".join(f"refresh of {q} failed after {what}: {err}\n" for q, err in failed.items())
+            + (report(bad, f"after {what} and a refresh") if bad else ""))
         print(f"{what}: {len(stale_per_round[-1])} stream tables stale before the refresh "
               f"(unchanged: {sorted(set(QUERIES) - stale_per_round[-1])}), all 22 refreshed in {elapsed:.1f} s")
     counts_after = tpch.table_counts(conn)

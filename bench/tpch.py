@@ -69,6 +69,9 @@ def main():
     ap.add_argument("--reps", type=int, default=5, help="timed change cycles (default 5)")
     ap.add_argument("--queries", default="", help="comma-separated subset, e.g. q01,q03")
     ap.add_argument("--no-verify", action="store_true", help="skip comparing <q>_auto with <q>_full at the end")
+    ap.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
+                    help="statement timeout of a refresh (default 300); a query whose AUTO refresh times out is "
+                         "reported as such and not refreshed again")
     ap.add_argument("--explain", default="", metavar="q05,q19",
                     help="after the last cycle's changes, before its refreshes, print EXPLAIN ANALYZE of these "
                          "DIFFERENTIAL stream tables' delta queries (explain_st's delta_query; not timed)")
@@ -108,7 +111,13 @@ def main():
     conn.execute("CHECKPOINT")
 
     def refresh(q, kind):
-        ms = timed(conn, "SELECT pgtrickle.refresh_stream_table(%s)", (f"{q}_{kind}",))
+        conn.execute(f"SET statement_timeout = {int(args.timeout * 1000)}")
+        try:
+            ms = timed(conn, "SELECT pgtrickle.refresh_stream_table(%s)", (f"{q}_{kind}",))
+        except psycopg.errors.QueryCanceled:
+            return None, None, "TIMEOUT", None, None
+        finally:
+            conn.execute("RESET statement_timeout")
         action, server_ms, delta, reason = conn.execute(
             "SELECT action, extract(epoch FROM end_time - start_time) * 1000, delta_row_count, fallback_reason "
             "FROM pgtrickle.pgt_refresh_history WHERE pgt_id = %s ORDER BY refresh_id DESC LIMIT 1",
@@ -129,7 +138,15 @@ def main():
         for i, q in enumerate(queries):
             order = ("auto", "full") if (cycle + i) % 2 == 0 else ("full", "auto")
             for kind in order:
+                if info[q].get("timeout_" + kind):
+                    continue
                 ms, server_ms, action, delta, reason = refresh(q, kind)
+                if action == "TIMEOUT":
+                    warnings += 1
+                    info[q]["timeout_" + kind] = True
+                    print(f"   WARNING: cycle {cycle}: refresh of {q}_{kind} timed out after {args.timeout:.0f} s; "
+                          "not refreshed again")
+                    continue
                 expected = "FULL" if kind == "full" or info[q]["mode"] == "FULL" else "DIFFERENTIAL"
                 if action != expected and not (expected == "DIFFERENTIAL" and action == "NO_DATA"):
                     warnings += 1
@@ -146,6 +163,8 @@ def main():
 
     if not args.no_verify:
         for q in queries:
+            if info[q].get("timeout_auto") or info[q].get("timeout_full"):
+                continue
             cols = ", ".join(visible_columns(conn, f"{q}_full"))
             diff = conn.execute(f"SELECT (SELECT count(*) FROM ((SELECT {cols} FROM {q}_auto) EXCEPT ALL "
                                 f"(SELECT {cols} FROM {q}_full)) a), (SELECT count(*) FROM ((SELECT {cols} FROM {q}_full) "
@@ -166,6 +185,11 @@ def main():
     for q in queries:
         d = info[q]
         a, f = d["ms"]["auto"], d["ms"]["full"]
+        if d.get("timeout_auto") or d.get("timeout_full"):
+            which = " and ".join(k.upper() for k in ("auto", "full") if d.get("timeout_" + k))
+            print(f"| {q} | {d['mode']} | {which} refresh timed out (> {args.timeout:.0f} s) | | | "
+                  f"{statistics.median(f) if f else float('nan'):.1f} | | | | | |")
+            continue
         if not a:
             continue
         sp = statistics.median(f) / statistics.median(a)

@@ -246,6 +246,13 @@ BEGIN
     IF n_supp < 4 OR n_cust < 3 THEN
         RAISE EXCEPTION 'scale factor % is too small', sf;
     END IF;
+    -- The specification's PS_SUPPKEY formula gives some part the same supplier twice for a few
+    -- supplier counts (fewer than 77; multiples of 3 up to 228): e.g. SF 0.002 or 0.012.
+    IF EXISTS (SELECT FROM generate_series(1, n_part) p, generate_series(0, 3) i
+               GROUP BY p, tpchgen.suppkey(p, i, n_supp) HAVING count(*) > 1) THEN
+        RAISE EXCEPTION 'scale factor %: the specification''s PS_SUPPKEY formula gives a part the same supplier twice', sf
+            USING HINT = 'Use a scale factor such as 0.01, 0.1 or 1.';
+    END IF;
     DELETE FROM tpchgen.config;
     INSERT INTO tpchgen.config VALUES (sf, seed, n_part, n_supp, n_cust, n_ord, greatest(1, round(n_ord * 0.001)));
 

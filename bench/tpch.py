@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""TPC-H: per query, the refresh after a change cycle of a stream table created with AUTO (DIFFERENTIAL
+where the engine can) against a FULL refresh of the same query, in the same run.
+
+Run through bench/tpch.sh, which starts the benchmark cluster and sets BENCH_* variables. Prints
+figures; asserts nothing (it warns when a refresh was not the kind expected, and when the two stream
+tables of a query differ after the last cycle).
+
+Data: test/tpch (schema.sql, datagen.sql: deterministic generator, seed 5) at --sf (default 0.1).
+Queries: test/tpch/queries/q01..q22.sql, the standard texts with the validation parameters.
+For each query two stream tables: <q>_auto (refresh_mode AUTO: DIFFERENTIAL, or FULL with a reason)
+and <q>_full (refresh_mode FULL). pg_trickle.differential_max_change_ratio is the default (0.15).
+A change cycle (tpchgen.rf1/rf2/updates, three transactions): RF1 inserts 0.1 % new orders with
+their lineitems, RF2 deletes 0.1 % of the orders with theirs, then ~1 % of the orders (and their
+lineitems), customers, parts, partsupp rows and suppliers are updated. One untimed warm-up cycle,
+then --reps timed cycles; after each, every <q>_auto and <q>_full is refreshed (which of the two goes
+first alternates), timed on the client (perf_counter around refresh_stream_table, Unix socket) and
+on the server (end_time - start_time of the pgt_refresh_history row).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import psycopg
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "tpch"))
+import tpch_common as tpch  # noqa: E402
+
+HOST = os.environ["BENCH_HOST"]
+PORT = os.environ["BENCH_PORT"]
+DB = os.environ["BENCH_DB"]
+
+
+def connect():
+    return psycopg.connect(host=HOST, port=PORT, dbname=DB, user="postgres", autocommit=True)
+
+
+def timed(conn, sql, params=None):
+    t0 = time.perf_counter()
+    conn.execute(sql, params)
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def visible_columns(conn, rel):
+    return [r[0] for r in conn.execute(
+        "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%%' ORDER BY attnum", (rel,))]
+
+
+def explain_delta(conn, q):
+    delta = dict(conn.execute("SELECT property, value FROM pgtrickle.explain_st(%s)", (f"{q}_auto",)).fetchall())
+    if "delta_query" not in delta:
+        print(f"   {q}_auto has no delta query ({delta.get('refresh_mode')})")
+        return
+    print(f"== EXPLAIN ANALYZE of the delta query of {q}_auto (operator tree: "
+          f"{' / '.join(x.strip() for x in delta['operator_tree'].splitlines())})")
+    t0 = time.perf_counter()
+    plan = conn.execute("EXPLAIN (ANALYZE, COSTS ON, BUFFERS OFF) " + delta["delta_query"]).fetchall()
+    print(f"   ({(time.perf_counter() - t0) * 1000:.0f} ms)")
+    for (line,) in plan:
+        print("   " + line)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sf", default="0.1", help="scale factor (default 0.1)")
+    ap.add_argument("--reps", type=int, default=5, help="timed change cycles (default 5)")
+    ap.add_argument("--queries", default="", help="comma-separated subset, e.g. q01,q03")
+    ap.add_argument("--no-verify", action="store_true", help="skip comparing <q>_auto with <q>_full at the end")
+    ap.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
+                    help="statement timeout of a refresh (default 300); a query whose AUTO refresh times out is "
+                         "reported as such and not refreshed again")
+    ap.add_argument("--explain", default="", metavar="q05,q19",
+                    help="after the last cycle's changes, before its refreshes, print EXPLAIN ANALYZE of these "
+                         "DIFFERENTIAL stream tables' delta queries (explain_st's delta_query; not timed)")
+    args = ap.parse_args()
+    names = [q.strip() for q in args.queries.split(",") if q.strip()] or tpch.QUERY_NAMES
+    queries = {q: tpch.query_text(q) for q in names}
+
+    conn = connect()
+    conn.execute("SET pg_trickle.differential_max_change_ratio = 0.15")  # the default, stated explicitly
+    print(f"== Setup (SF {args.sf})")
+    t0 = time.perf_counter()
+    tpch.install(conn)
+    tpch.load(conn, args.sf)
+    t_load = time.perf_counter() - t0
+    conn.execute("VACUUM ANALYZE")
+    counts = tpch.table_counts(conn)
+    print(f"   generated in {t_load:.1f} s (+ VACUUM ANALYZE): "
+          + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+
+    info = {}
+    for q, text in queries.items():
+        ms_auto = timed(conn, "SELECT pgtrickle.create_stream_table(%s, %s, refresh_mode => 'AUTO')", (f"{q}_auto", text))
+        ms_full = timed(conn, "SELECT pgtrickle.create_stream_table(%s, %s, refresh_mode => 'FULL')", (f"{q}_full", text))
+        mode, reason, pgt_id = conn.execute(
+            "SELECT refresh_mode, refresh_mode_reason, pgt_id FROM pgtrickle.pgt_stream_tables WHERE pgt_name = %s",
+            (f"{q}_auto",)).fetchone()
+        full_id = conn.execute("SELECT pgt_id FROM pgtrickle.pgt_stream_tables WHERE pgt_name = %s",
+                               (f"{q}_full",)).fetchone()[0]
+        rows = conn.execute(f"SELECT count(*) FROM {q}_full").fetchone()[0]
+        info[q] = {"mode": mode, "reason": reason, "ids": {"auto": pgt_id, "full": full_id}, "rows": rows,
+                   "ms": {"auto": [], "full": []}, "server": {"auto": [], "full": []}, "actions": [], "delta": []}
+        print(f"   {q}: {rows} rows; AUTO -> {mode}{' (' + reason + ')' if reason else ''}; "
+              f"create {ms_auto:.0f} ms (AUTO), {ms_full:.0f} ms (FULL)")
+    for q in queries:
+        conn.execute(f"VACUUM ANALYZE {q}_auto")
+        conn.execute(f"VACUUM ANALYZE {q}_full")
+    conn.execute("CHECKPOINT")
+
+    def refresh(q, kind):
+        conn.execute(f"SET statement_timeout = {int(args.timeout * 1000)}")
+        try:
+            ms = timed(conn, "SELECT pgtrickle.refresh_stream_table(%s)", (f"{q}_{kind}",))
+        except psycopg.errors.QueryCanceled:
+            return None, None, "TIMEOUT", None, None
+        finally:
+            conn.execute("RESET statement_timeout")
+        action, server_ms, delta, reason = conn.execute(
+            "SELECT action, extract(epoch FROM end_time - start_time) * 1000, delta_row_count, fallback_reason "
+            "FROM pgtrickle.pgt_refresh_history WHERE pgt_id = %s ORDER BY refresh_id DESC LIMIT 1",
+            (info[q]["ids"][kind],)).fetchone()
+        return ms, float(server_ms), action, delta, reason
+
+    print(f"== Change cycles: 1 untimed warm-up, then {args.reps} timed")
+    warnings = 0
+    for cycle in range(1, args.reps + 2):
+        timed_cycle = cycle > 1
+        t0 = time.perf_counter()
+        tpch.change_cycle(conn, cycle)
+        t_change = time.perf_counter() - t0
+        if cycle == args.reps + 1:
+            for q in [x.strip() for x in args.explain.split(",") if x.strip()]:
+                explain_delta(conn, q)
+        t0 = time.perf_counter()
+        for i, q in enumerate(queries):
+            order = ("auto", "full") if (cycle + i) % 2 == 0 else ("full", "auto")
+            for kind in order:
+                if info[q].get("timeout_" + kind):
+                    continue
+                ms, server_ms, action, delta, reason = refresh(q, kind)
+                if action == "TIMEOUT":
+                    warnings += 1
+                    info[q]["timeout_" + kind] = True
+                    print(f"   WARNING: cycle {cycle}: refresh of {q}_{kind} timed out after {args.timeout:.0f} s; "
+                          "not refreshed again")
+                    continue
+                expected = "FULL" if kind == "full" or info[q]["mode"] == "FULL" else "DIFFERENTIAL"
+                if action != expected and not (expected == "DIFFERENTIAL" and action == "NO_DATA"):
+                    warnings += 1
+                    print(f"   WARNING: cycle {cycle}: refresh of {q}_{kind} was {action}, expected {expected}"
+                          + (f" (fallback: {reason})" if reason else ""))
+                if timed_cycle:
+                    info[q]["ms"][kind].append(ms)
+                    info[q]["server"][kind].append(server_ms)
+                    if kind == "auto":
+                        info[q]["actions"].append(action)
+                        info[q]["delta"].append(delta or 0)
+        print(f"   cycle {cycle}{'' if timed_cycle else ' (warm-up)'}: changes {t_change:.2f} s, "
+              f"refreshes {time.perf_counter() - t0:.1f} s")
+
+    if not args.no_verify:
+        differ = 0
+        for q in queries:
+            if info[q].get("timeout_auto") or info[q].get("timeout_full"):
+                continue
+            cols = ", ".join(visible_columns(conn, f"{q}_full"))
+            diff = conn.execute(f"SELECT (SELECT count(*) FROM ((SELECT {cols} FROM {q}_auto) EXCEPT ALL "
+                                f"(SELECT {cols} FROM {q}_full)) a), (SELECT count(*) FROM ((SELECT {cols} FROM {q}_full) "
+                                f"EXCEPT ALL (SELECT {cols} FROM {q}_auto)) b)").fetchone()
+            if diff != (0, 0):
+                differ += 1
+                print(f"   WARNING: {q}_auto and {q}_full differ: {diff[0]} extra, {diff[1]} missing rows")
+        warnings += differ
+        if not differ:
+            print("   verified: every <q>_auto equals <q>_full after the last cycle (timed-out queries excepted)")
+
+    print()
+    print(f"== Refresh after one change cycle, SF {args.sf}: median of {args.reps} cycles (client ms; "
+          "server ms from the refresh history)")
+    header = ("query", "AUTO mode", "refresh", "AUTO median", "AUTO min", "FULL median", "FULL min",
+              "speedup", "server AUTO", "server FULL", "delta rows")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    speedups = []
+    for q in queries:
+        d = info[q]
+        a, f = d["ms"]["auto"], d["ms"]["full"]
+        if d.get("timeout_auto") or d.get("timeout_full"):
+            which = " and ".join(k.upper() for k in ("auto", "full") if d.get("timeout_" + k))
+            print(f"| {q} | {d['mode']} | {which} refresh timed out (> {args.timeout:.0f} s) | | | "
+                  f"{statistics.median(f) if f else float('nan'):.1f} | | | | | |")
+            continue
+        if not a:
+            continue
+        sp = statistics.median(f) / statistics.median(a)
+        if d["mode"] == "DIFFERENTIAL":
+            speedups.append(sp)
+        actions = sorted(set(d["actions"]))
+        print(f"| {q} | {d['mode']} | {'/'.join(actions)} | {statistics.median(a):.1f} | {min(a):.1f} | "
+              f"{statistics.median(f):.1f} | {min(f):.1f} | {sp:.1f}x | {statistics.median(d['server']['auto']):.1f} | "
+              f"{statistics.median(d['server']['full']):.1f} | {int(statistics.median(d['delta']))} |")
+    if speedups:
+        print(f"\nDIFFERENTIAL queries: {len(speedups)} of {len(queries)}; speedup median {statistics.median(speedups):.1f}x, "
+              f"min {min(speedups):.1f}x, max {max(speedups):.1f}x")
+    fallbacks = {q: d["reason"] for q, d in info.items() if d["mode"] != "DIFFERENTIAL"}
+    if fallbacks:
+        print("FULL under AUTO: " + "; ".join(f"{q}: {r}" for q, r in fallbacks.items()))
+    print(f"warnings: {warnings}")
+
+
+if __name__ == "__main__":
+    main()

@@ -951,11 +951,36 @@ AllImagesSql(RangeTblEntry *rte) {
 	                RelationColumns(rte->relid, "a", false), LiveRelation(rte), ChangedRowsSql(rte));
 }
 
+// Column definition list "c1 type, ..., __pgt_w int8" for the positional columns of a relation.
+char *
+PositionalColumnDefs(Oid relid) {
+	StringInfoData s;
+	initStringInfo(&s);
+	for (int attno = 1;; attno++) {
+		HeapTuple tp = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attno));
+		if (!HeapTupleIsValid(tp))
+			break;
+		Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tp));
+		appendStringInfo(&s, "\"__pgt_c%d\" %s, ", attno,
+		                 att->attisdropped ? "pg_catalog.int4" : format_type_with_typemod(att->atttypid, att->atttypmod));
+		ReleaseSysCache(tp);
+	}
+	appendStringInfoString(&s, "\"__pgt_w\" pg_catalog.int8");
+	return s.data;
+}
+
 // The old state of a base table as a bag of rows (weight 1 each).
 char *
 OldRowsSql(RangeTblEntry *rte) {
-	if (RelationKey(rte->relid) != NIL)
-		return KeyedStatesOf(rte).before; // keyed: each key once, so neg weights are 1
+	if (RelationKey(rte->relid) != NIL) {
+		// Keyed: each key once, so neg weights are 1. The deleted rows are aggregated once per
+		// statement into an array (an InitPlan) and unnested: inside a correlated subquery the
+		// consolidated window would otherwise be computed again for every outer row.
+		KeyedStates st = KeyedStatesOf(rte);
+		return psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT u.* FROM pg_catalog.unnest((SELECT pg_catalog.array_agg(n) "
+		                "FROM (%s) n)) AS u(%s)",
+		                st.kept, st.neg, PositionalColumnDefs(rte->relid));
+	}
 	int ncols = list_length(rte->eref->colnames);
 	char *names = PositionalNames(ncols);
 	char *delta = BaseDeltaSql(rte);
@@ -1358,6 +1383,21 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 					auto *rte = static_cast<RangeTblEntry *>(lfirst(rc));
 					if (rte->rtekind == RTE_SUBQUERY && rte->lateral)
 						OldStateInQuery(rte->subquery);
+				}
+			}
+			// An uncorrelated x IN (subquery) among the conditions is evaluated once, as a hashed
+			// subplan, rather than pulled up into a semi-join the planner may run again for every
+			// probed row (it underestimates how many the probe lets through).
+			ListCell *qc;
+			foreach (qc, quals) {
+				Node *c = static_cast<Node *>(lfirst(qc));
+				if (IsA(c, SubLink) && reinterpret_cast<SubLink *>(c)->subLinkType == ANY_SUBLINK &&
+				    !contain_vars_of_level(reinterpret_cast<SubLink *>(c)->subselect, 1)) {
+					BooleanTest *bt = makeNode(BooleanTest);
+					bt->arg = reinterpret_cast<Expr *>(c);
+					bt->booltesttype = IS_TRUE;
+					bt->location = -1;
+					lfirst(qc) = bt;
 				}
 			}
 			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
@@ -1931,6 +1971,9 @@ InlineCtesIn(Query *q, CteInlineCtx *ctx) {
 				IncrementVarSublevelsUp(reinterpret_cast<Node *>(sub), static_cast<int>(rte->ctelevelsup), 1);
 			rte->rtekind = RTE_SUBQUERY;
 			rte->subquery = sub;
+			// The CTE's column names (WITH x (a, b) AS ...) as explicit column aliases.
+			rte->alias = makeAlias(rte->alias ? rte->alias->aliasname : rte->eref->aliasname,
+			                       static_cast<List *>(copyObject(rte->eref->colnames)));
 			rte->security_barrier = false;
 			rte->ctename = nullptr;
 			rte->ctelevelsup = 0;

@@ -334,6 +334,8 @@ QUERIES = {
                   "JOIN dim d ON d.d_id = b.g",
     "cte_multi": "WITH x AS (SELECT k, v FROM bag WHERE v > 2), y AS (SELECT k FROM x WHERE k < 8) "
                  "SELECT x.k, x.v FROM x JOIN y ON y.k = x.v",
+    "cte_colnames": "WITH tot (grp, total) AS (SELECT g, sum(amount) FROM t2 GROUP BY g) "
+                    "SELECT a.id, t.total FROM t1 a JOIN tot t ON t.grp = a.g WHERE t.total = (SELECT max(total) FROM tot)",
     "cte_group": "WITH j AS (SELECT a.g, b.amount FROM t1 a JOIN t2 b ON b.t1_id = a.id) "
                  "SELECT g, count(*) AS n, sum(amount) AS s FROM j GROUP BY g",
     # --- a source with dropped columns ----------------------------------------------------------------

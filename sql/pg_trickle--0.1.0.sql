@@ -431,10 +431,10 @@ AS $$
 	            WHEN s.wal_status = 'lost' OR s.invalidation_reason IS NOT NULL
 	                 THEN 'replication slot is invalidated: ' || COALESCE(s.invalidation_reason, s.wal_status)
 	            WHEN NOT pg_is_in_recovery() AND pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)
-	                 > current_setting('pg_trickle.slot_lag_critical_threshold_mb')::bigint * 1048576
+	                 > (SELECT setting::bigint FROM pg_settings WHERE name = 'pg_trickle.slot_lag_critical_threshold_mb') * 1048576
 	                 THEN 'slot lag above pg_trickle.slot_lag_critical_threshold_mb'
 	            WHEN NOT pg_is_in_recovery() AND pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)
-	                 > current_setting('pg_trickle.slot_lag_warning_threshold_mb')::bigint * 1048576
+	                 > (SELECT setting::bigint FROM pg_settings WHERE name = 'pg_trickle.slot_lag_warning_threshold_mb') * 1048576
 	                 THEN 'slot lag above pg_trickle.slot_lag_warning_threshold_mb'
 	       END,
 	       false

@@ -13,7 +13,9 @@ extern "C" {
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "pgstat.h"
 #include "utils/guc.h"
+#include "utils/pgstat_internal.h"
 #include "utils/tuplestore.h"
 }
 
@@ -39,6 +41,41 @@ struct Tracking {
 	std::string display;   // schema.name
 	std::optional<std::string> replica_identity_before;
 	double transitioning_seconds = 0;
+};
+
+// PostgreSQL loads only output plugins listed in output_plugin_libraries (default "pgoutput,
+// test_decoding"). pg_trickle is preloaded by the administrator and decodes only its own slots, so it
+// lists itself for the duration of its own slot calls.
+class OwnPluginAllowed {
+public:
+	OwnPluginAllowed() {
+		nest_ = pg::PgCall([]() {
+			int nest = NewGUCNestLevel();
+			const char *current = GetConfigOption("output_plugin_libraries", true, false);
+			StringInfoData value;
+			initStringInfo(&value);
+			if (current && current[0])
+				appendStringInfo(&value, "%s, ", current);
+			appendStringInfoString(&value, "pg_trickle");
+			(void)set_config_option("output_plugin_libraries", value.data, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+			                        true, 0, false);
+			return nest;
+		});
+	}
+	~OwnPluginAllowed() {
+		if (pg::PgErrorPending())
+			return; // transaction or subtransaction abort resets it
+		int nest = nest_;
+		try {
+			pg::PgCall([&]() { AtEOXact_GUC(true, nest); });
+		} catch (...) {
+		}
+	}
+	OwnPluginAllowed(const OwnPluginAllowed &) = delete;
+	OwnPluginAllowed &operator=(const OwnPluginAllowed &) = delete;
+
+private:
+	int nest_;
 };
 
 std::optional<Tracking>
@@ -182,11 +219,20 @@ RestoreReplicaIdentity(pg::SpiSession &spi, const Tracking &t) {
 // it but cannot be decoded before it commits.
 void
 CheckNoOwnWrites(pg::SpiSession &spi, const Tracking &t) {
-	pg::SpiRows r = spi.Query("SELECT pg_catalog.pg_stat_get_xact_tuples_inserted($1) + "
-	                          "pg_catalog.pg_stat_get_xact_tuples_updated($1) + "
-	                          "pg_catalog.pg_stat_get_xact_tuples_deleted($1) > 0",
-	                          pg::SqlParams().Oid(t.relid));
-	if (r.Bool(0, 0))
+	(void)spi;
+	// The pending table statistics hold this transaction's (and its live subtransactions') row counts in
+	// their `trans` chain; the rest of the entry may still hold earlier transactions' unflushed counts.
+	Oid relid = t.relid;
+	bool wrote = pg::PgCall([&]() {
+		PgStat_EntryRef *ref = pgstat_fetch_pending_entry(PGSTAT_KIND_RELATION, MyDatabaseId, relid);
+		if (!ref || !ref->pending)
+			return false;
+		for (PgStat_TableXactStatus *x = static_cast<PgStat_TableStatus *>(ref->pending)->trans; x; x = x->upper)
+			if (x->tuples_inserted + x->tuples_updated + x->tuples_deleted > 0 || x->truncdropped)
+				return true;
+		return false;
+	});
+	if (wrote)
 		throw UserError(sqlstate::kObjectNotInPrerequisiteState,
 		                "cannot refresh in a transaction that has changed source table \"" + t.display + "\"",
 		                "Changes of \"" + t.display +
@@ -214,7 +260,7 @@ DecodeSource(pg::SpiSession &spi, const Tracking &t) {
 
 	pg::SpiRows cols = spi.Query(
 	    "SELECT pg_catalog.quote_ident(c.name), pg_catalog.format_type(b.atttypid, b.atttypmod), COALESCE(s.attnum, 0) "
-	    "FROM pgtrickle.pgt_change_tracking t, pg_catalog.unnest(t.captured_columns) WITH ORDINALITY c(name, ord) "
+	    "FROM pgtrickle.pgt_change_tracking t CROSS JOIN LATERAL pg_catalog.unnest(t.captured_columns) WITH ORDINALITY c(name, ord) "
 	    "JOIN pg_catalog.pg_attribute b ON b.attrelid = ('pgtrickle_changes.' || pg_catalog.quote_ident(t.buffer_name))"
 	    "::pg_catalog.regclass AND b.attname = c.name AND NOT b.attisdropped "
 	    "LEFT JOIN pg_catalog.pg_attribute s ON s.attrelid = t.source_relid AND s.attname = c.name AND s.attnum > 0 "
@@ -230,6 +276,7 @@ DecodeSource(pg::SpiSession &spi, const Tracking &t) {
 		attnums.push_back(cols.Text(i, 2));
 	}
 	std::string buf = QuoteQualified("pgtrickle_changes", t.buffer);
+	OwnPluginAllowed plugin_allowed;
 	pg::SpiRows r = spi.Query(
 	    "WITH d AS MATERIALIZED (SELECT c.data::pg_catalog.text[] AS a FROM pg_catalog.pg_logical_slot_peek_changes("
 	    "$1::pg_catalog.name, $2::pg_catalog.pg_lsn, NULL, VARIADIC ARRAY['relid', $3::pg_catalog.text, 'attnums', $4, "
@@ -479,6 +526,7 @@ AdvanceTransitions(pg::SpiSession &spi) {
 		std::string slot = SlotName(relid);
 		pg::AsRole as_owner(pg::ExtensionOwner(spi));
 		auto error = pg::TrySubtransaction([&]() {
+			OwnPluginAllowed plugin_allowed;
 			spi.Exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pg_trickle')", pg::SqlParams().Text(slot));
 		});
 		if (error)

@@ -49,7 +49,7 @@ ParseLsn(const char *text) {
 }
 
 void
-Startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool) {
+Startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init) {
 	auto *state = static_cast<DecoderState *>(palloc0(sizeof(DecoderState)));
 	state->cxt = AllocSetContextCreate(ctx->context, "pg_trickle decoder row", ALLOCSET_DEFAULT_SIZES);
 	bool have_relid = false;
@@ -85,7 +85,8 @@ Startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool) {
 			                errmsg("option \"%s\" is not known to the pg_trickle output plugin", elem->defname)));
 		}
 	}
-	if (!have_relid || !have_after || !have_attnums)
+	// Creating the slot (is_init) passes no options; decoding always does.
+	if (!is_init && (!have_relid || !have_after || !have_attnums))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("the pg_trickle output plugin needs the options relid, attnums and after")));
 	ctx->output_plugin_private = state;

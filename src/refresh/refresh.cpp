@@ -318,8 +318,8 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 		if (differential)
 			fallback_reason = !current->is_populated ? "not populated yet"
 			                  : current->needs_reinit
-			                      ? "reinitialization requested (a source's columns or partitions changed, or the "
-			                        "database was restored from a dump)"
+			                      ? "reinitialization requested (a source's columns or partitions changed, the "
+			                        "database was restored from a dump, or WAL capture of a source fell back to triggers)"
 			                      : "no frontier to read changes from";
 	}
 

@@ -1,0 +1,168 @@
+"""WAL capture: the trigger -> TRANSITIONING -> WAL transition (driven here with
+pgtrickle.advance_cdc_transitions(), what the scheduler runs every tick), decoding into the change
+buffers at refresh, fallback to triggers (slot dropped, decoding error, lag, requested), slots never
+left behind, and crashes during WAL capture and during a transition.
+
+Every check compares the stream table with its query as multisets (EXCEPT ALL both ways)."""
+import json
+import random
+import threading
+import time
+
+import psycopg
+import pytest
+
+from pgt_helpers import (assert_buffer_replays_to_source, assert_st_differs_from_query, assert_st_matches_query,
+                         buffer_rows, create_st, drop_st, leftovers, refresh)
+
+Q = "SELECT id, v, note FROM src"
+Q_AGG = "SELECT v % 5 AS k, count(*) AS n, sum(v) AS s FROM src GROUP BY 1"
+Q_JOIN = "SELECT s.id, s.v, d.label FROM src s JOIN dim d ON d.k = s.v % 3"
+
+
+def mode_of(conn, source="src"):
+    row = conn.execute("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = %s::regclass",
+                       (source,)).fetchone()
+    return row[0] if row else None
+
+
+def advance(conn):
+    return conn.execute("SELECT * FROM pgtrickle.advance_cdc_transitions()").fetchall()
+
+
+def until_mode(conn, wanted, source="src", attempts=40):
+    for _ in range(attempts):
+        if mode_of(conn, source) == wanted:
+            return
+        advance(conn)
+        time.sleep(0.05)
+    assert mode_of(conn, source) == wanted, f"{source} did not reach {wanted}"
+
+
+def capture_triggers(conn, source="src"):
+    return conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname LIKE 'pgt\\_capture\\_%%'",
+                        (source,)).fetchone()[0]
+
+
+def slots(conn):
+    return [r[0] for r in conn.execute(
+        "SELECT slot_name FROM pg_replication_slots WHERE database = current_database() ORDER BY 1").fetchall()]
+
+
+class Alerts:
+    def __init__(self, conn):
+        self.conn = conn
+        self.received = []
+        conn.add_notify_handler(lambda n: self.received.append(json.loads(n.payload)))
+        conn.execute("LISTEN pg_trickle_alert")
+
+    def events(self, name=None):
+        self.conn.execute("SELECT 1")  # delivers pending notifications
+        return [e for e in self.received if name is None or e["event"] == name]
+
+
+def setup_src(conn, rows=200):
+    conn.execute("CREATE TABLE src (id int PRIMARY KEY, v int, note text)")
+    conn.execute("INSERT INTO src SELECT g, g, 'n' || g FROM generate_series(1, %s) g", (rows,))
+
+
+def test_transition_and_capture(db):
+    c = db.conn
+    setup_src(c)
+    create_st(c, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    create_st(c, "st_agg", Q_AGG, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    assert mode_of(c) == "TRIGGER"
+    ev = advance(c)
+    assert [(e[1], e[2]) for e in ev] == [("TRIGGER", "TRANSITIONING")], ev
+    assert capture_triggers(c) == 4 and len(slots(c)) == 1
+    c.execute("INSERT INTO src VALUES (1001, 1, 'during transition')")  # captured by the triggers
+    ev = advance(c)
+    assert [(e[1], e[2]) for e in ev] == [("TRANSITIONING", "WAL")], ev
+    assert capture_triggers(c) == 0
+    assert c.execute("SELECT relreplident FROM pg_class WHERE oid = 'src'::regclass").fetchone()[0] == "f"
+    assert c.execute("SELECT count(*) FROM pgtrickle.check_cdc_health() WHERE cdc_mode = 'WAL' AND alert IS NULL"
+                     ).fetchone()[0] == 1
+    # Captured from WAL now: nothing in the buffer until a refresh decodes.
+    before = sum(buffer_rows(c, "src").values())
+    c.execute("INSERT INTO src VALUES (1002, 2, 'wal')")
+    c.execute("UPDATE src SET v = v + 100, note = note || '!' WHERE id % 7 = 0")
+    c.execute("DELETE FROM src WHERE id % 11 = 0")
+    with c.transaction():
+        c.execute("INSERT INTO src VALUES (1003, 3, 'sub')")
+        try:
+            with c.transaction():
+                c.execute("INSERT INTO src VALUES (1004, 4, 'rolled back')")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+    assert sum(buffer_rows(c, "src").values()) == before
+    assert_st_differs_from_query(c, "st", Q)
+    refresh(c, "st")
+    assert_st_matches_query(c, "st", Q)
+    assert c.execute("SELECT action FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s "
+                     "USING (pgt_id) WHERE s.pgt_name = 'st' ORDER BY refresh_id DESC LIMIT 1").fetchone()[0] == \
+        "DIFFERENTIAL"
+    assert_buffer_replays_to_source(c, "st", "src")
+    refresh(c, "st_agg")
+    assert_st_matches_query(c, "st_agg", Q_AGG)
+    # Decoding again finds nothing new: the buffer is not written twice.
+    refresh(c, "st")
+    assert_st_matches_query(c, "st", Q)
+    # TRUNCATE is decoded as a marker: the next refresh recomputes.
+    c.execute("TRUNCATE src")
+    c.execute("INSERT INTO src VALUES (1, 1, 'after truncate')")
+    refresh(c, "st")
+    refresh(c, "st_agg")
+    assert_st_matches_query(c, "st", Q)
+    assert_st_matches_query(c, "st_agg", Q_AGG)
+    assert sum(buffer_rows(c, "src").values()) == 0  # trimmed: both consumed
+    # The slot goes with the last stream table; the replica identity comes back.
+    drop_st(c, "st")
+    assert len(slots(c)) == 1
+    drop_st(c, "st_agg")
+    assert slots(c) == []
+    assert c.execute("SELECT relreplident FROM pg_class WHERE oid = 'src'::regclass").fetchone()[0] == "d"
+    assert leftovers(c) == {}
+
+
+def test_refresh_after_own_write_is_refused(db):
+    c = db.conn
+    setup_src(c, 10)
+    create_st(c, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    until_mode(c, "WAL")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        with c.transaction():
+            c.execute("INSERT INTO src VALUES (100, 1, 'x')")
+            refresh(c, "st")
+    refresh(c, "st")
+    assert_st_matches_query(c, "st", Q)
+
+
+def test_trigger_mode_and_auto(db):
+    c = db.conn
+    setup_src(c, 10)
+    create_st(c, "st", Q, refresh_mode="DIFFERENTIAL")  # follows pg_trickle.cdc_mode = trigger
+    advance(c)
+    assert mode_of(c) == "TRIGGER" and slots(c) == []
+    c.execute("SET pg_trickle.cdc_mode = 'auto'")
+    until_mode(c, "WAL")
+    # A second reader that wants triggers brings the source back without losing anything.
+    c.execute("INSERT INTO src VALUES (500, 5, 'before return')")
+    create_st(c, "st2", Q_AGG, refresh_mode="DIFFERENTIAL", cdc_mode="trigger")
+    alerts = Alerts(db.connect())
+    until_mode(c, "TRIGGER")
+    assert slots(c) == [] and capture_triggers(c) == 4
+    assert [e["reinitialize"] for e in alerts.events("cdc_transition")] == [False]
+    c.execute("INSERT INTO src VALUES (501, 5, 'after return')")
+    refresh(c, "st")
+    refresh(c, "st2")
+    assert_st_matches_query(c, "st", Q)
+    assert_st_matches_query(c, "st2", Q_AGG)
+    assert c.execute("SELECT bool_and(NOT needs_reinit) FROM pgtrickle.pgt_stream_tables").fetchone()[0]
+
+
+def test_create_wal_needs_logical_and_rejects_bad_mode(db):
+    c = db.conn
+    setup_src(c, 1)
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        create_st(c, "st", Q, cdc_mode="logical")

@@ -242,10 +242,17 @@ CheckNoOwnWrites(pg::SpiSession &spi, const Tracking &t) {
 }
 
 // Decodes the source's slot up to the current WAL position into its buffer (the caller holds the
-// tracking row FOR NO KEY UPDATE). Rows of transactions at or before decoder_confirmed_lsn are
-// skipped, so a re-decoded range (the slot's position is not transactional) is not written twice.
+// tracking row FOR NO KEY UPDATE).
+//
+// The rows are written by the decoding transaction, so they are visible to its own reads (and, once it
+// commits, to every later snapshot) whatever the source transaction's visibility: a transaction is
+// therefore written only if `visible_in` (the refresh snapshot; by default the statement's) shows it
+// as committed. The others (commit record written, not yet visible) are held back: the decoding
+// position stops before the first of them, and the next pass decodes them again. A transaction whose
+// rows are already in the buffer (written by an earlier pass) is not written twice; one whose rows were
+// trimmed has been consumed by every reader, so writing it again is harmless.
 void
-DecodeSource(pg::SpiSession &spi, const Tracking &t) {
+DecodeSource(pg::SpiSession &spi, const Tracking &t, const std::optional<std::string> &visible_in = std::nullopt) {
 	if (!t.slot || !t.confirmed)
 		throw std::runtime_error("source " + t.display + " has no slot or decoding position");
 	if (auto problem = SlotProblem(spi, *t.slot))
@@ -267,8 +274,7 @@ DecodeSource(pg::SpiSession &spi, const Tracking &t) {
 	    "AND NOT s.attisdropped WHERE t.source_relid = $1 ORDER BY c.ord",
 	    pg::SqlParams().Oid(t.relid));
 	std::vector<std::string> target{"\"__pgt_xid\"", "\"__pgt_op\"", "\"__pgt_cid\""};
-	std::vector<std::string> values{"d.a[2]::pg_catalog.xid8", "d.a[1]::pg_catalog.\"char\"",
-	                                std::string(kDecodedCid) + "::pg_catalog.int8"};
+	std::vector<std::string> values{"x.xid", "d.a[1]::pg_catalog.\"char\"", std::string(kDecodedCid) + "::pg_catalog.int8"};
 	std::vector<std::string> attnums;
 	for (size_t i = 0; i < cols.Count(); i++) {
 		target.push_back(cols.Text(i, 0));
@@ -277,16 +283,28 @@ DecodeSource(pg::SpiSession &spi, const Tracking &t) {
 	}
 	std::string buf = QuoteQualified("pgtrickle_changes", t.buffer);
 	OwnPluginAllowed plugin_allowed;
+	pg::SqlParams params;
+	params.Text(*t.slot).Text(upto).Text(std::to_string(t.relid)).Text(Join(attnums, ",")).Text(*t.confirmed);
+	if (visible_in)
+		params.Text(*visible_in);
+	else
+		params.Null(TEXTOID);
 	pg::SpiRows r = spi.Query(
 	    "WITH d AS MATERIALIZED (SELECT c.data::pg_catalog.text[] AS a FROM pg_catalog.pg_logical_slot_peek_changes("
 	    "$1::pg_catalog.name, $2::pg_catalog.pg_lsn, NULL, VARIADIC ARRAY['relid', $3::pg_catalog.text, 'attnums', $4, "
 	    "'after', $5]) c), "
+	    "x AS MATERIALIZED (SELECT d.a[2]::pg_catalog.xid8 AS xid, pg_catalog.min(d.a[3]::pg_catalog.pg_lsn) AS lsn, "
+	    "pg_catalog.pg_visible_in_snapshot(d.a[2]::pg_catalog.xid8, COALESCE($6::pg_catalog.pg_snapshot, "
+	    "pg_catalog.pg_current_snapshot())) AS visible FROM d GROUP BY 1), "
 	    "ins AS (INSERT INTO " + buf + " (" + Join(target, ", ") + ") SELECT " + Join(values, ", ") +
-	        " FROM d RETURNING 1) "
-	        "SELECT GREATEST(pg_catalog.max(d.a[3]::pg_catalog.pg_lsn), $2::pg_catalog.pg_lsn OPERATOR(pg_catalog.-) 1::pg_catalog.numeric, "
-	        "$5::pg_catalog.pg_lsn)::text FROM d",
-	    pg::SqlParams().Text(*t.slot).Text(upto).Text(std::to_string(t.relid)).Text(Join(attnums, ",")).Text(*t.confirmed));
-	spi.Exec("UPDATE pgtrickle.pgt_change_tracking SET decoder_confirmed_lsn = $2::pg_catalog.pg_lsn WHERE source_relid = $1",
+	        " FROM d JOIN x ON x.xid OPERATOR(pg_catalog.=) d.a[2]::pg_catalog.xid8 WHERE x.visible AND NOT EXISTS "
+	        "(SELECT 1 FROM " + buf + " b WHERE b.\"__pgt_xid\" OPERATOR(pg_catalog.=) x.xid)) "
+	        "SELECT CASE WHEN pg_catalog.bool_or(NOT x.visible) THEN (pg_catalog.min(x.lsn) FILTER (WHERE NOT x.visible)) "
+	        "OPERATOR(pg_catalog.-) 1::pg_catalog.numeric ELSE GREATEST(pg_catalog.max(x.lsn), $2::pg_catalog.pg_lsn "
+	        "OPERATOR(pg_catalog.-) 1::pg_catalog.numeric, $5::pg_catalog.pg_lsn) END::text FROM x",
+	    params);
+	spi.Exec("UPDATE pgtrickle.pgt_change_tracking SET decoder_confirmed_lsn = GREATEST(decoder_confirmed_lsn, "
+	         "$2::pg_catalog.pg_lsn) WHERE source_relid = $1",
 	         pg::SqlParams().Oid(t.relid).Text(r.Text(0, 0)));
 }
 
@@ -448,9 +466,15 @@ CatchUpWalSources(pg::SpiSession &spi, const std::vector<int64_t> &pgt_ids, Snap
 	}
 	if (renew)
 		return true;
+	std::string visible_in;
+	if (!to_decode.empty()) {
+		pg::SpiRows snap;
+		spi.ExecWithSnapshot("SELECT pg_catalog.pg_current_snapshot()::text", pg::SqlParams(), snapshot, &snap);
+		visible_in = snap.Text(0, 0);
+	}
 	for (const Tracking &t : to_decode) {
 		CheckNoOwnWrites(spi, t);
-		auto error = pg::TrySubtransaction([&]() { DecodeSource(spi, t); });
+		auto error = pg::TrySubtransaction([&]() { DecodeSource(spi, t, visible_in); });
 		if (error) {
 			ReturnToTriggers(spi, t, "decoding failed: " + *error, true, false, nullptr);
 			renew = true;

@@ -10,11 +10,16 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "pgstat.h"
+#include "replication/slot.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/pgstat_internal.h"
 #include "utils/tuplestore.h"
 }
@@ -42,6 +47,21 @@ struct Tracking {
 	std::optional<std::string> replica_identity_before;
 	double transitioning_seconds = 0;
 };
+
+// Runs slot work (decoding, advancing, creating, dropping) in a subtransaction. A failure inside
+// leaves the slot acquired by this backend (only the top-level error handler of a client backend
+// releases it): release it, so it can be dropped or used again.
+template <typename F>
+std::optional<std::string>
+TrySlotWork(F &&fn) {
+	auto error = pg::TrySubtransaction(fn);
+	if (error)
+		pg::PgCall([]() {
+			if (MyReplicationSlot != nullptr)
+				ReplicationSlotRelease();
+		});
+	return error;
+}
 
 // PostgreSQL loads only output plugins listed in output_plugin_libraries (default "pgoutput,
 // test_decoding"). pg_trickle is preloaded by the administrator and decodes only its own slots, so it
@@ -158,7 +178,7 @@ SlotProblem(pg::SpiSession &spi, const std::string &slot) {
 
 void
 DropSlotIfExists(pg::SpiSession &spi, const std::string &slot) {
-	auto error = pg::TrySubtransaction([&]() {
+	auto error = TrySlotWork([&]() {
 		spi.Exec("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
 		         "WHERE slot_name = $1",
 		         pg::SqlParams().Text(slot));
@@ -208,7 +228,7 @@ RestoreReplicaIdentity(pg::SpiSession &spi, const Tracking &t) {
 		return;
 	const std::string &ri = *t.replica_identity_before;
 	std::string clause = ri == "n" ? "NOTHING" : ri.rfind("i:", 0) == 0 ? "USING INDEX " + ri.substr(2) : "DEFAULT";
-	auto error = pg::TrySubtransaction([&]() {
+	auto error = TrySlotWork([&]() {
 		if (spi.Query("SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1", pg::SqlParams().Oid(t.relid)).Count() > 0)
 			spi.Exec("ALTER TABLE " + t.qualified + " REPLICA IDENTITY " + clause);
 	});
@@ -323,7 +343,7 @@ ReturnToTriggers(pg::SpiSession &spi, const Tracking &t, const std::string &reas
 			bool decoded = false;
 			if (lossless) {
 				Tracking current = t;
-				decoded = !pg::TrySubtransaction([&]() { DecodeSource(spi, current); }).has_value();
+				decoded = !TrySlotWork([&]() { DecodeSource(spi, current); }).has_value();
 			}
 			if (!decoded) {
 				reinit = true;
@@ -387,7 +407,7 @@ WithLockTimeout(const char *timeout, F &&fn) {
 		(void)set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		return n;
 	});
-	auto error = pg::TrySubtransaction(fn);
+	auto error = TrySlotWork(fn);
 	pg::PgCall([&]() { AtEOXact_GUC(true, nest); });
 	return error;
 }
@@ -474,7 +494,7 @@ CatchUpWalSources(pg::SpiSession &spi, const std::vector<int64_t> &pgt_ids, Snap
 	}
 	for (const Tracking &t : to_decode) {
 		CheckNoOwnWrites(spi, t);
-		auto error = pg::TrySubtransaction([&]() { DecodeSource(spi, t, visible_in); });
+		auto error = TrySlotWork([&]() { DecodeSource(spi, t, visible_in); });
 		if (error) {
 			ReturnToTriggers(spi, t, "decoding failed: " + *error, true, false, nullptr);
 			renew = true;
@@ -549,7 +569,7 @@ AdvanceTransitions(pg::SpiSession &spi) {
 			continue;
 		std::string slot = SlotName(relid);
 		pg::AsRole as_owner(pg::ExtensionOwner(spi));
-		auto error = pg::TrySubtransaction([&]() {
+		auto error = TrySlotWork([&]() {
 			OwnPluginAllowed plugin_allowed;
 			spi.Exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pg_trickle')", pg::SqlParams().Text(slot));
 		});
@@ -632,7 +652,7 @@ AdvanceTransitions(pg::SpiSession &spi) {
 			                 true, false, &events);
 			continue;
 		}
-		auto error = pg::TrySubtransaction([&]() { DecodeSource(spi, *t); });
+		auto error = TrySlotWork([&]() { DecodeSource(spi, *t); });
 		if (error)
 			ReturnToTriggers(spi, *t, "decoding failed: " + *error, true, false, &events);
 	}
@@ -645,12 +665,24 @@ namespace {
 
 object_access_hook_type previous_object_access_hook = nullptr;
 
+// DROP EXTENSION drops the catalog before the extension object: when pgt_change_tracking goes, the
+// WAL-captured sources get their replica identity back (while the catalog is still readable); when
+// the extension goes, every slot of this database named like pg_trickle's goes too.
+void
+ReleaseAllWalCapture() {
+	pg::SpiSession spi;
+	pg::SpiRows rows = spi.Query("SELECT source_relid FROM pgtrickle.pgt_change_tracking WHERE cdc_mode <> 'TRIGGER'");
+	for (size_t i = 0; i < rows.Count(); i++)
+		ReleaseWalCapture(spi, static_cast<Oid>(rows.Int64(i, 0)));
+}
+
 void
 DropDatabaseSlots() {
 	pg::SpiSession spi;
 	pg::SpiRows slots = spi.Query("SELECT slot_name::text FROM pg_catalog.pg_replication_slots WHERE slot_name LIKE $1 "
 	                              "AND database = pg_catalog.current_database()",
 	                              pg::SqlParams().Text("pgtrickle\\_" + std::to_string(MyDatabaseId) + "\\_%"));
+	pg::AsRole as_owner(BOOTSTRAP_SUPERUSERID);
 	for (size_t i = 0; i < slots.Count(); i++)
 		DropSlotIfExists(spi, slots.Text(i, 0));
 }
@@ -659,8 +691,15 @@ void
 OnObjectAccess(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg) {
 	if (previous_object_access_hook)
 		previous_object_access_hook(access, class_id, object_id, sub_id, arg);
-	if (access != OAT_DROP || class_id != ExtensionRelationId)
+	if (access != OAT_DROP || (class_id != ExtensionRelationId && class_id != RelationRelationId))
 		return;
+	if (class_id == RelationRelationId) {
+		Oid nsp = get_namespace_oid("pgtrickle", true);
+		if (!OidIsValid(nsp) || object_id != get_relname_relid("pgt_change_tracking", nsp))
+			return;
+		pg::CxxBoundary("pg_trickle extension drop", [&]() { ReleaseAllWalCapture(); });
+		return;
+	}
 	if (object_id != get_extension_oid("pg_trickle", true))
 		return;
 	pg::CxxBoundary("pg_trickle extension drop", [&]() { DropDatabaseSlots(); });

@@ -326,3 +326,111 @@ def test_transition_under_concurrent_writers(db):
     # No refresh fell back to a full recompute: the transitions were lossless.
     assert c.execute("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE action = 'REINITIALIZE'"
                      ).fetchone()[0] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Fallback to triggers
+# ------------------------------------------------------------------------------------------------
+
+def wal_source(db, n=100):
+    c = db.conn
+    setup_src(c, n)
+    create_st(c, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    create_st(c, "st_agg", Q_AGG, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    until_mode(c, "WAL")
+    c.execute("INSERT INTO src VALUES (900, 9, 'decoded')")
+    refresh(c, "st")  # st has consumed some decoded changes; st_agg not yet
+    return c
+
+
+def assert_fell_back(c, alerts, reason_part, reinitialize=True):
+    assert mode_of(c) == "TRIGGER"
+    assert capture_triggers(c) == 4
+    assert slots(c) == []
+    fallbacks = alerts.events("cdc_fallback")
+    assert len(fallbacks) == 1, alerts.events()
+    assert reason_part in fallbacks[0]["reason"], fallbacks[0]
+    assert fallbacks[0]["source"] == "public.src" and fallbacks[0]["reinitialize"] is reinitialize
+    health = c.execute("SELECT cdc_mode, alert FROM pgtrickle.check_cdc_health()").fetchall()
+    assert health[0][0] == "TRIGGER" and reason_part in health[0][1], health
+
+
+def finish_exact(c):
+    """After a fallback: more changes (now captured by the triggers), then every stream table exact."""
+    c.execute("INSERT INTO src VALUES (901, 9, 'after fallback')")
+    c.execute("UPDATE src SET v = v * 2 WHERE id % 3 = 0")
+    for name, q in (("st", Q), ("st_agg", Q_AGG)):
+        refresh(c, name)
+        assert_st_matches_query(c, name, q)
+    assert_buffer_replays_to_source(c, "st", "src")
+
+
+def test_fallback_slot_dropped_by_hand(db):
+    c = wal_source(db)
+    alerts = Alerts(db.connect())
+    c.execute("INSERT INTO src VALUES (902, 9, 'lost with the slot')")
+    c.execute("SELECT pg_drop_replication_slot(slot_name) FROM pgtrickle.pgt_change_tracking")
+    c.execute("DELETE FROM src WHERE id < 10")
+    assert_st_differs_from_query(c, "st", Q)
+    refresh(c, "st")  # the refresh notices, falls back and recomputes
+    assert_st_matches_query(c, "st", Q)
+    assert_fell_back(c, alerts, "does not exist")
+    finish_exact(c)
+
+
+def test_fallback_decoding_error(db):
+    c = wal_source(db)
+    alerts = Alerts(db.connect())
+    # Without REPLICA IDENTITY FULL an UPDATE is logged without its old row: decoding it fails.
+    c.execute("ALTER TABLE src REPLICA IDENTITY DEFAULT")
+    c.execute("UPDATE src SET note = 'undecodable' WHERE id = 5")
+    refresh(c, "st_agg")
+    assert_st_matches_query(c, "st_agg", Q_AGG)
+    assert_fell_back(c, alerts, "carries no old row")
+    finish_exact(c)
+
+
+def test_fallback_slot_replaced_with_other_plugin(db):
+    c = wal_source(db)
+    alerts = Alerts(db.connect())
+    slot = c.execute("SELECT slot_name FROM pgtrickle.pgt_change_tracking").fetchone()[0]
+    c.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    c.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (slot,))
+    c.execute("INSERT INTO src VALUES (903, 9, 'x')")
+    advance(c)  # the scheduler's check finds it
+    assert_fell_back(c, alerts, "test_decoding")
+    finish_exact(c)
+
+
+def test_fallback_lag(db):
+    c = wal_source(db)
+    alerts = Alerts(db.connect())
+    c.execute("SET pg_trickle.slot_lag_critical_threshold_mb = 1")
+    c.execute("CREATE TABLE filler (x text)")
+    c.execute("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 3000)")  # about 3 MB of WAL
+    c.execute("INSERT INTO src VALUES (904, 9, 'behind')")
+    advance(c)
+    assert_fell_back(c, alerts, "slot_lag_critical_threshold_mb")
+    finish_exact(c)
+
+
+def test_drop_extension_leaves_no_slot(db):
+    c = wal_source(db)
+    assert len(slots(c)) == 1
+    c.execute("DROP EXTENSION pg_trickle CASCADE")
+    assert slots(c) == []
+    assert c.execute("SELECT relreplident FROM pg_class WHERE oid = 'src'::regclass").fetchone()[0] == "d"
+    c.execute("INSERT INTO src VALUES (905, 9, 'no capture any more')")
+    assert capture_triggers(c) == 0
+
+
+def test_orphan_slot_is_removed(db):
+    c = db.conn
+    setup_src(c, 5)
+    create_st(c, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="trigger")
+    orphan = c.execute("SELECT 'pgtrickle_' || oid || '_999999' FROM pg_database WHERE datname = current_database()"
+                       ).fetchone()[0]
+    c.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (orphan,))
+    advance(c)
+    assert slots(c) == []
+    assert c.execute("SELECT count(*) FROM pgtrickle.slot_health()").fetchone()[0] == 0

@@ -434,3 +434,136 @@ def test_orphan_slot_is_removed(db):
     advance(c)
     assert slots(c) == []
     assert c.execute("SELECT count(*) FROM pgtrickle.slot_health()").fetchone()[0] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Crashes
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def crash_cluster(cluster_factory):
+    c = cluster_factory.new("walcrash")
+    yield c
+    c.stop()
+
+
+def crash_db(cluster, name):
+    with cluster.connect() as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(f"ALTER DATABASE {name} SET pg_trickle.differential_max_change_ratio = 0")
+    conn = cluster.connect(name)
+    conn.execute("CREATE EXTENSION pg_trickle")
+    setup_src(conn, 100)
+    create_st(conn, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    create_st(conn, "st_agg", Q_AGG, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    return conn
+
+
+def test_kill9_during_wal_capture_and_during_transition(crash_cluster):
+    cl = crash_cluster
+    # db "walmode": WAL capture with some changes decoded and consumed, some not yet decoded.
+    w = crash_db(cl, "walmode")
+    until_mode(w, "WAL")
+    w.execute("INSERT INTO src VALUES (1001, 1, 'decoded before')")
+    refresh(w, "st")
+    w.execute("UPDATE src SET v = v + 1 WHERE id <= 20")
+    w.execute("CHECKPOINT")
+    w.execute("DELETE FROM src WHERE id BETWEEN 30 AND 40")
+    with w.transaction():
+        w.execute("INSERT INTO src VALUES (1002, 2, 'multi')")
+        w.execute("UPDATE src SET note = 'touched' WHERE id = 50")
+    # db "transition": slot created, triggers still on.
+    t = crash_db(cl, "transition")
+    advance(t)
+    assert mode_of(t) == "TRANSITIONING"
+    t.execute("INSERT INTO src VALUES (2001, 1, 'during transition')")
+    t.execute("UPDATE src SET v = -v WHERE id % 9 = 0")
+    # Transactions in progress at the crash: their changes must not appear.
+    open_w = cl.connect("walmode")
+    open_w.execute("BEGIN")
+    open_w.execute("INSERT INTO src VALUES (3001, 0, 'uncommitted')")
+    open_t = cl.connect("transition")
+    open_t.execute("BEGIN")
+    open_t.execute("UPDATE src SET note = 'uncommitted'")
+    w.close()
+    t.close()
+
+    cl.kill9()
+    open_w.close()
+    open_t.close()
+    cl.start()
+
+    w = cl.connect("walmode")
+    assert mode_of(w) == "WAL"
+    assert w.execute("SELECT count(*) FROM src WHERE id = 3001").fetchone()[0] == 0
+    assert_st_differs_from_query(w, "st", Q)
+    for name, q in (("st", Q), ("st_agg", Q_AGG)):
+        refresh(w, name)
+        assert_st_matches_query(w, name, q)
+    w.execute("INSERT INTO src VALUES (1003, 3, 'after restart')")
+    for name, q in (("st", Q), ("st_agg", Q_AGG)):
+        refresh(w, name)
+        assert_st_matches_query(w, name, q)
+    assert w.execute("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE action = 'REINITIALIZE'"
+                     ).fetchone()[0] == 0
+
+    t = cl.connect("transition")
+    assert mode_of(t) == "TRANSITIONING"
+    assert t.execute("SELECT count(*) FROM src WHERE note = 'uncommitted'").fetchone()[0] == 0
+    until_mode(t, "WAL")
+    t.execute("INSERT INTO src VALUES (2002, 2, 'after hand-over')")
+    for name, q in (("st", Q), ("st_agg", Q_AGG)):
+        refresh(t, name)
+        assert_st_matches_query(t, name, q)
+    assert t.execute("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE action = 'REINITIALIZE'"
+                     ).fetchone()[0] == 0
+    for conn in (w, t):
+        drop_st(conn, "st")
+        drop_st(conn, "st_agg")
+        assert slots(conn) == []
+        conn.close()
+    assert not cl.log_problems(), cl.log_problems()
+
+
+# ------------------------------------------------------------------------------------------------
+# The scheduler drives the transition (pg_trickle.cdc_mode = auto)
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def sched_cluster(cluster_factory):
+    c = cluster_factory.new("walsched", "pg_trickle.enabled = on\npg_trickle.scheduler_interval_ms = 200\n"
+                                        "pg_trickle.cdc_mode = auto")
+    yield c
+    c.stop()
+
+
+def test_scheduler_moves_sources_to_wal(sched_cluster):
+    cl = sched_cluster
+    with cl.connect() as admin:
+        admin.execute("CREATE DATABASE sched")
+    c = cl.connect("sched")
+    c.execute("CREATE EXTENSION pg_trickle")
+    setup_src(c, 50)
+    create_st(c, "st", Q_AGG, refresh_mode="DIFFERENTIAL", schedule="1s")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and mode_of(c) != "WAL":
+        time.sleep(0.2)
+    assert mode_of(c) == "WAL"
+    c.execute("INSERT INTO src SELECT g, g, 'later' FROM generate_series(1001, 1100) g")
+    c.execute("UPDATE src SET v = v + 1 WHERE id % 2 = 0")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not any(st_vs for st_vs in _diff(c, "st", Q_AGG)):
+            break
+        time.sleep(0.3)
+    assert_st_matches_query(c, "st", Q_AGG)
+    assert c.execute("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE action = 'DIFFERENTIAL'"
+                     ).fetchone()[0] > 0
+    drop_st(c, "st")
+    assert slots(c) == []
+    c.close()
+
+
+def _diff(conn, name, q):
+    from pgt_helpers import st_vs_query
+    return st_vs_query(conn, name, q)

@@ -146,7 +146,7 @@ InRecovery() {
 std::string
 FlushedInsertLsn() {
 	XLogRecPtr lsn = pg::PgCall([]() {
-		XLogRecPtr l = GetXLogInsertRecPtr();
+		XLogRecPtr l = GetXLogInsertEndRecPtr(); // not past a page header: flushable
 		XLogFlush(l);
 		return l;
 	});

@@ -325,7 +325,8 @@ def test_transition_under_concurrent_writers(db):
     assert actions["w_agg_diff"] > 0 and actions["w_cu"] > 0, actions
     # No refresh fell back to a full recompute: the transitions were lossless.
     assert c.execute("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE action = 'REINITIALIZE'"
-                     ).fetchone()[0] == 0
+                     ).fetchone()[0] == 0, c.execute(
+        "SELECT source_name, last_fallback_reason FROM pgtrickle.pgt_change_tracking").fetchall()
 
 
 # ------------------------------------------------------------------------------------------------

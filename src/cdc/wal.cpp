@@ -432,10 +432,17 @@ void
 LockWalSources(pg::SpiSession &spi, const std::vector<int64_t> &pgt_ids, std::vector<Oid> &locked) {
 	if (InRecovery())
 		return;
-	pg::SpiRows r = spi.Query("SELECT DISTINCT ct.source_relid FROM pgtrickle.pgt_change_tracking ct "
-	                          "JOIN pgtrickle.pgt_dependencies d ON d.source_relid = ct.source_relid "
-	                          "WHERE d.pgt_id = ANY ($1::pg_catalog.int8[]) AND ct.cdc_mode = 'WAL' ORDER BY 1",
-	                          pg::SqlParams().Text(PgArray(pgt_ids)));
+	// Every refresh runs this (and the mode query below): kept plans, not parsed each time.
+	static SPIPlanPtr plan = nullptr;
+	pg::SqlParams params;
+	params.Text(PgArray(pgt_ids));
+	if (!plan)
+		plan = pg::PrepareKept("SELECT DISTINCT ct.source_relid FROM pgtrickle.pgt_change_tracking ct "
+		                       "JOIN pgtrickle.pgt_dependencies d ON d.source_relid = ct.source_relid "
+		                       "WHERE d.pgt_id = ANY ($1::pg_catalog.int8[]) AND ct.cdc_mode = 'WAL' ORDER BY 1",
+		                       params);
+	pg::SpiRows r;
+	spi.ExecPlan(plan, params, &r);
 	for (size_t i = 0; i < r.Count(); i++) {
 		Oid relid = static_cast<Oid>(r.Int64(i, 0));
 		if (std::find(locked.begin(), locked.end(), relid) != locked.end())
@@ -453,11 +460,16 @@ CatchUpWalSources(pg::SpiSession &spi, const std::vector<int64_t> &pgt_ids, Snap
 		return false;
 	// The modes as the snapshot sees them: a source whose hand-over is not visible in it was captured
 	// by triggers for every transaction the snapshot shows.
+	static SPIPlanPtr plan = nullptr;
+	pg::SqlParams params;
+	params.Text(PgArray(pgt_ids));
+	if (!plan)
+		plan = pg::PrepareKept("SELECT DISTINCT ct.source_relid, ct.cdc_mode FROM pgtrickle.pgt_change_tracking ct "
+		                       "JOIN pgtrickle.pgt_dependencies d ON d.source_relid = ct.source_relid "
+		                       "WHERE d.pgt_id = ANY ($1::pg_catalog.int8[]) AND ct.cdc_mode <> 'TRIGGER' ORDER BY 1",
+		                       params);
 	pg::SpiRows seen;
-	spi.ExecWithSnapshot("SELECT DISTINCT ct.source_relid, ct.cdc_mode FROM pgtrickle.pgt_change_tracking ct "
-	                     "JOIN pgtrickle.pgt_dependencies d ON d.source_relid = ct.source_relid "
-	                     "WHERE d.pgt_id = ANY ($1::pg_catalog.int8[]) ORDER BY 1",
-	                     pg::SqlParams().Text(PgArray(pgt_ids)), snapshot, &seen);
+	spi.ExecPlanWithSnapshot(plan, params, snapshot, &seen);
 	bool renew = false;
 	std::vector<Tracking> to_decode;
 	for (size_t i = 0; i < seen.Count(); i++) {

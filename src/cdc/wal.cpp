@@ -9,6 +9,7 @@
 #include "pg/subxact.hpp"
 
 extern "C" {
+#include "access/transam.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
@@ -278,11 +279,17 @@ DecodeSource(pg::SpiSession &spi, const Tracking &t, const std::optional<std::st
 	if (auto problem = SlotProblem(spi, *t.slot))
 		throw std::runtime_error(*problem);
 	pg::AsRole as_owner(pg::ExtensionOwner(spi));
-	// Everything up to the committed decoding position is in the buffer: the slot may forget it.
-	spi.Exec("SELECT pg_catalog.pg_replication_slot_advance(s.slot_name, $2::pg_catalog.pg_lsn) "
-	         "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1 "
-	         "AND s.confirmed_flush_lsn OPERATOR(pg_catalog.<) $2::pg_catalog.pg_lsn",
-	         pg::SqlParams().Text(*t.slot).Text(*t.confirmed));
+	// Everything up to the committed decoding position is in the buffer: the slot may forget it. Not
+	// if this transaction wrote the position itself (a second pass in one refresh): it may roll back.
+	pg::SpiRows row = spi.Query("SELECT xmin::text FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1",
+	                            pg::SqlParams().Oid(t.relid));
+	TransactionId row_xmin = row.Count() ? static_cast<TransactionId>(std::stoul(row.Text(0, 0))) : InvalidTransactionId;
+	bool ours = pg::PgCall([&]() { return TransactionIdIsCurrentTransactionId(row_xmin); });
+	if (!ours)
+		spi.Exec("SELECT pg_catalog.pg_replication_slot_advance(s.slot_name, $2::pg_catalog.pg_lsn) "
+		         "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1 "
+		         "AND s.confirmed_flush_lsn OPERATOR(pg_catalog.<) $2::pg_catalog.pg_lsn",
+		         pg::SqlParams().Text(*t.slot).Text(*t.confirmed));
 	std::string upto = FlushedInsertLsn();
 
 	pg::SpiRows cols = spi.Query(

@@ -568,3 +568,29 @@ def test_scheduler_moves_sources_to_wal(sched_cluster):
 def _diff(conn, name, q):
     from pgt_helpers import st_vs_query
     return st_vs_query(conn, name, q)
+
+
+def test_rolled_back_refreshes_consume_nothing(db):
+    """The slot is not consumed by a refresh that rolls back: neither by its own decoding pass nor by a
+    second pass in the same transaction (which must not advance the slot to the first pass's
+    uncommitted position)."""
+    c = db.conn
+    setup_src(c, 50)
+    create_st(c, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    create_st(c, "st_agg", Q_AGG, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    until_mode(c, "WAL")
+    c.execute("INSERT INTO src SELECT g, g, 'a' FROM generate_series(101, 150) g")
+    c.execute("UPDATE src SET v = v + 1 WHERE id % 4 = 0")
+    c.execute("SELECT pg_switch_wal()")  # the next pass starts on another WAL segment
+    c.execute("INSERT INTO src VALUES (151, 1, 'b')")
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        with c.transaction():
+            refresh(c, "st")
+            refresh(c, "st_agg")  # a second decoding pass in the same transaction
+            c.execute("SET LOCAL statement_timeout = 1")
+            c.execute("SELECT pg_sleep(1)")
+    assert_st_differs_from_query(c, "st", Q)
+    c.execute("DELETE FROM src WHERE id < 5")
+    for name, q in (("st", Q), ("st_agg", Q_AGG)):
+        refresh(c, name)
+        assert_st_matches_query(c, name, q)

@@ -594,3 +594,23 @@ def test_rolled_back_refreshes_consume_nothing(db):
     for name, q in (("st", Q), ("st_agg", Q_AGG)):
         refresh(c, name)
         assert_st_matches_query(c, name, q)
+
+
+def test_wal_level_replica(cluster_factory):
+    """Without wal_level = logical: cdc_mode 'wal' is refused, 'auto' quietly keeps triggers."""
+    cl = cluster_factory.new("walreplica", "wal_level = replica")
+    try:
+        c = cl.connect()
+        c.execute("CREATE EXTENSION pg_trickle")
+        setup_src(c, 10)
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            create_st(c, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+        create_st(c, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="auto")
+        assert advance(c) == []
+        assert mode_of(c) == "TRIGGER" and capture_triggers(c) == 4
+        c.execute("INSERT INTO src VALUES (11, 11, 'x')")
+        refresh(c, "st")
+        assert_st_matches_query(c, "st", Q)
+        c.close()
+    finally:
+        cl.stop()

@@ -1,13 +1,17 @@
 #!/usr/bin/python3
-"""Write-side cost of pg_trickle's trigger-based change capture.
+"""Write-side cost of pg_trickle's change capture: triggers, and WAL (logical decoding).
 
 Run through bench/cdc_overhead.sh, which starts the benchmark cluster and sets BENCH_* variables.
 Prints figures; asserts nothing.
 
-Two modes over the same table t (100,000 rows, primary key + one secondary index):
+Modes over the same table t (100,000 rows, primary key + one secondary index):
   plain    no stream table over t (no capture triggers)
   tracked  a DIFFERENTIAL stream table over t: SELECT * FROM t WHERE k % 10 = 0
            (four statement-level capture triggers on t, one change buffer)
+  wal      the same stream table with cdc_mode => 'wal', moved to WAL capture before the run
+           (pgtrickle.advance_cdc_transitions()): no triggers, REPLICA IDENTITY FULL on t, a logical
+           replication slot retaining WAL; changes are decoded into the buffer by the refresh, which
+           is not part of the timed statements (its time is printed separately in part 2)
 
 Part 1 (pgbench, -n -M prepared): single-row INSERT and single-row UPDATE, 1 and 2 clients.
 Every pgbench run starts from a freshly created and loaded table (VACUUM ANALYZE, CHECKPOINT); in
@@ -60,9 +64,18 @@ def fresh(conn, mode):
     conn.execute("CREATE INDEX t_k ON t (k)")
     conn.execute(f"INSERT INTO t (k, v, note) SELECT g % 1000, g, 'row ' || g FROM generate_series(1, {BASE_ROWS}) g")
     conn.execute("VACUUM ANALYZE t")
-    if mode == "tracked":
-        conn.execute("SELECT pgtrickle.create_stream_table('st', %s, refresh_mode => 'DIFFERENTIAL')", (ST_QUERY,))
+    if mode in ("tracked", "wal"):
+        conn.execute("SELECT pgtrickle.create_stream_table('st', %s, refresh_mode => 'DIFFERENTIAL', cdc_mode => %s)",
+                     (ST_QUERY, "wal" if mode == "wal" else "trigger"))
         conn.execute("VACUUM ANALYZE st")
+    if mode == "wal":
+        for _ in range(50):
+            conn.execute("SELECT pgtrickle.advance_cdc_transitions()")
+            if conn.execute("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = 't'::regclass"
+                            ).fetchone()[0] == "WAL":
+                break
+        else:
+            sys.exit("t did not move to WAL capture")
     conn.execute("CHECKPOINT")
 
 
@@ -92,10 +105,10 @@ def pgbench(script_path, clients, seconds):
     return tps, lat, n
 
 
-def part1(conn, seconds, rounds, client_counts, workloads=("insert", "update")):
+def part1(conn, seconds, rounds, client_counts, workloads=("insert", "update"), modes=("plain", "tracked")):
     print(f"\n== Part 1: pgbench single-row statements (-n -M prepared -T {seconds}, {rounds} round(s) per cell)")
-    print("   each run: fresh 100,000-row table; tracked = DIFFERENTIAL stream table over it; buffer not trimmed "
-          "during the run")
+    print("   each run: fresh 100,000-row table; tracked = DIFFERENTIAL stream table over it (trigger capture); "
+          "wal = the same, WAL capture; buffer not trimmed (nor WAL decoded) during the run")
     tmpdir = tempfile.TemporaryDirectory(prefix="pgt-cdc-")  # removed when part1 returns
     tmp = tmpdir.name
     scripts = {}
@@ -107,39 +120,43 @@ def part1(conn, seconds, rounds, client_counts, workloads=("insert", "update")):
     for workload in workloads:
         for clients in client_counts:
             for rnd in range(rounds):
-                order = ("plain", "tracked") if rnd % 2 == 0 else ("tracked", "plain")
+                order = list(modes) if rnd % 2 == 0 else list(reversed(modes))
                 for mode in order:
                     fresh(conn, mode)
                     tps, lat, n = pgbench(scripts[workload], clients, seconds)
-                    buf = buffer_rows(conn) if mode == "tracked" else 0
+                    buf = buffer_rows(conn) if mode != "plain" else 0
                     results.setdefault((workload, clients, mode), []).append(tps)
                     print(f"   {workload:6} clients={clients} round={rnd + 1} {mode:7}: {tps:9.1f} TPS, "
                           f"latency {lat * 1000:7.1f} us, {n} statements, buffer rows at end {buf}", flush=True)
     print()
-    print("| statement | clients | plain TPS best (mean) | tracked TPS best (mean) | throughput kept best (mean) "
-          "| plain us/stmt best | tracked us/stmt best | overhead us/row best (mean) |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    tracked_modes = [m for m in modes if m != "plain"]
+    head = "| statement | clients | plain TPS best (mean) | " + " | ".join(
+        f"{m} TPS best (mean) | {m} kept best (mean) | {m} overhead us/stmt best" for m in tracked_modes) + " |"
+    print(head)
+    print("|---|--:|--:|" + "--:|--:|--:|" * len(tracked_modes))
     for workload in workloads:
         for clients in client_counts:
             pr = results[(workload, clients, "plain")]
-            tr = results[(workload, clients, "tracked")]
-            pb, tb = max(pr), max(tr)
-            pm, tm = statistics.mean(pr), statistics.mean(tr)
-            # Mean time per statement as one client sees it (includes the client round trip).
-            pus, tus = clients * 1e6 / pb, clients * 1e6 / tb
-            ovm = clients * 1e6 / tm - clients * 1e6 / pm
+            pb, pm = max(pr), statistics.mean(pr)
+            pus = clients * 1e6 / pb
             label = "INSERT 1 row" if workload == "insert" else "UPDATE 1 row"
-            print(f"| {label} | {clients} | {pb:.0f} ({pm:.0f}) | {tb:.0f} ({tm:.0f}) | {100 * tb / pb:.1f} % "
-                  f"({100 * tm / pm:.1f} %) | {pus:.1f} | {tus:.1f} | {tus - pus:.1f} ({ovm:.1f}) |")
+            cells = []
+            for m in tracked_modes:
+                tr = results[(workload, clients, m)]
+                tb, tm = max(tr), statistics.mean(tr)
+                cells.append(f"{tb:.0f} ({tm:.0f}) | {100 * tb / pb:.1f} % ({100 * tm / pm:.1f} %) | "
+                             f"{clients * 1e6 / tb - pus:.1f}")
+            print(f"| {label} | {clients} | {pb:.0f} ({pm:.0f}) | " + " | ".join(cells) + " |")
     print("   (best = the round with the highest TPS, the least disturbed by anything else on the machine; mean = over "
-          "rounds; us/stmt = clients / TPS; overhead = tracked - plain us/stmt)")
+          "rounds; kept = TPS / plain TPS; overhead = mode - plain us/stmt at the best rounds, us/stmt = clients / TPS)")
 
 
-def part2(conn, reps):
+def part2(conn, reps, modes=("plain", "tracked")):
     print(f"\n== Part 2: {BULK_ROWS:,}-row statements (client time, autocommit, median of {reps})")
-    print("   between repetitions: refresh (tracked only; trims the buffer), VACUUM t and buffer, CHECKPOINT")
+    print("   between repetitions: refresh (tracked and wal; trims the buffer, wal: decodes first), VACUUM t and "
+          "buffer, CHECKPOINT")
     times = {}
-    for mode in ("plain", "tracked"):
+    for mode in modes:
         fresh(conn, mode)
         for rep in range(reps):
             row = []
@@ -157,7 +174,7 @@ def part2(conn, reps):
                 times.setdefault((op, mode), []).append(dt)
                 row.append(f"{op} {dt * 1000:7.1f} ms")
             extra = ""
-            if mode == "tracked":
+            if mode != "plain":
                 buf = buffer_rows(conn)
                 t0 = time.perf_counter()
                 conn.execute("SELECT pgtrickle.refresh_stream_table('st')")
@@ -165,23 +182,30 @@ def part2(conn, reps):
                 act = conn.execute("SELECT action FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables"
                                    " s USING (pgt_id) WHERE s.pgt_name = 'st' ORDER BY refresh_id DESC LIMIT 1"
                                    ).fetchone()[0]
-                extra = f"; buffer {buf} rows, refresh ({act}) {rdt * 1000:.0f} ms"
+                times.setdefault(("refresh", mode), []).append(rdt)
+                extra = f"; buffer {buf} rows before the refresh, refresh ({act}) {rdt * 1000:.0f} ms"
                 conn.execute(f'VACUUM pgtrickle_changes."{buffer_name(conn)}"')
             conn.execute("VACUUM t")
             conn.execute("CHECKPOINT")
             print(f"   {mode:7} rep {rep + 1}: " + ", ".join(row) + extra, flush=True)
     print()
-    print("| statement (100,000 rows) | plain ms median (min-max) | tracked ms median (min-max) "
-          "| overhead us/row medians (minima) | throughput kept medians (minima) |")
-    print("|---|--:|--:|--:|--:|")
+    tracked_modes = [m for m in modes if m != "plain"]
+    print("| statement (100,000 rows) | plain ms median (min-max) | " + " | ".join(
+        f"{m} ms median (min-max) | {m} / plain (medians)" for m in tracked_modes) + " |")
+    print("|---|--:|" + "--:|--:|" * len(tracked_modes))
     for op in ("INSERT", "UPDATE", "DELETE"):
         p = times[(op, "plain")]
-        t = times[(op, "tracked")]
-        pm, tm = statistics.median(p), statistics.median(t)
-        print(f"| {op} | {pm * 1000:.1f} ({min(p) * 1000:.1f}-{max(p) * 1000:.1f}) "
-              f"| {tm * 1000:.1f} ({min(t) * 1000:.1f}-{max(t) * 1000:.1f}) "
-              f"| {(tm - pm) * 1e6 / BULK_ROWS:.2f} ({(min(t) - min(p)) * 1e6 / BULK_ROWS:.2f}) "
-              f"| {100 * pm / tm:.1f} % ({100 * min(p) / min(t):.1f} %) |")
+        pm = statistics.median(p)
+        cells = []
+        for m in tracked_modes:
+            t = times[(op, m)]
+            tm = statistics.median(t)
+            cells.append(f"{tm * 1000:.1f} ({min(t) * 1000:.1f}-{max(t) * 1000:.1f}) | {tm / pm:.2f}x")
+        print(f"| {op} | {pm * 1000:.1f} ({min(p) * 1000:.1f}-{max(p) * 1000:.1f}) | " + " | ".join(cells) + " |")
+    for m in tracked_modes:
+        r = times[("refresh", m)]
+        print(f"   refresh after each repetition ({m}; 300,000 changes, of which 1/10 reach the stream table): "
+              f"median {statistics.median(r) * 1000:.0f} ms")
 
 
 def main():
@@ -193,13 +217,17 @@ def main():
     ap.add_argument("--workloads", default="insert,update")
     ap.add_argument("--skip-pgbench", action="store_true")
     ap.add_argument("--skip-bulk", action="store_true")
+    ap.add_argument("--modes", default="plain,tracked,wal", help="plain and any of tracked (triggers), wal")
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
+    modes = tuple(m for m in args.modes.split(",") if m)
+    if modes[0] != "plain" or not set(modes) <= {"plain", "tracked", "wal"}:
+        sys.exit("--modes: plain first, then tracked and/or wal")
     with connect() as conn:
         if not args.skip_pgbench:
-            part1(conn, args.seconds, args.rounds, clients, tuple(args.workloads.split(",")))
+            part1(conn, args.seconds, args.rounds, clients, tuple(args.workloads.split(",")), modes)
         if not args.skip_bulk:
-            part2(conn, args.reps)
+            part2(conn, args.reps, modes)
     return 0
 
 

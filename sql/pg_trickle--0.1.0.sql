@@ -30,6 +30,7 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
 	last_refresh_at        timestamptz,
 	consecutive_errors     integer NOT NULL DEFAULT 0,
 	needs_reinit           boolean NOT NULL DEFAULT false,
+	requested_cdc_mode     text CHECK (requested_cdc_mode IN ('auto', 'trigger', 'wal')), -- NULL = pg_trickle.cdc_mode
 	functions_used         text[],
 	last_error_message     text,
 	last_error_at          timestamptz,
@@ -51,7 +52,7 @@ CREATE TABLE pgtrickle.pgt_dependencies (
 );
 CREATE INDEX ON pgtrickle.pgt_dependencies (source_relid);
 
--- One row per captured source: its change buffer and capture mode.
+-- One row per captured source: its change buffer and capture mode (src/cdc/README.md).
 CREATE TABLE pgtrickle.pgt_change_tracking (
 	source_relid   oid PRIMARY KEY,
 	source_schema  text NOT NULL,
@@ -59,7 +60,17 @@ CREATE TABLE pgtrickle.pgt_change_tracking (
 	buffer_name    text NOT NULL,           -- table in pgtrickle_changes
 	cdc_mode       text NOT NULL DEFAULT 'TRIGGER' CHECK (cdc_mode IN ('TRIGGER', 'TRANSITIONING', 'WAL')),
 	captured_columns text[] NOT NULL,
-	created_at     timestamptz NOT NULL DEFAULT now()
+	created_at     timestamptz NOT NULL DEFAULT now(),
+	-- WAL capture (TRANSITIONING and WAL): the logical replication slot, and the commit LSN up to which
+	-- every transaction's changes are in the buffer (transactions whose commit record starts at or
+	-- before it: captured by the triggers before the hand-over, or decoded since).
+	slot_name      text,
+	decoder_confirmed_lsn pg_lsn,
+	transition_started_at timestamptz,
+	wal_since      timestamptz,
+	replica_identity_before text,           -- d|n|f, or the index name for USING INDEX; restored on leaving WAL
+	last_fallback_reason text,
+	last_fallback_at timestamptz
 );
 
 CREATE TABLE pgtrickle.pgt_refresh_history (
@@ -98,7 +109,8 @@ CREATE FUNCTION pgtrickle.create_stream_table(
 	query        text,
 	schedule     text DEFAULT 'calculated',
 	refresh_mode text DEFAULT 'AUTO',
-	initialize   boolean DEFAULT true)
+	initialize   boolean DEFAULT true,
+	cdc_mode     text DEFAULT NULL)         -- auto | trigger | wal; NULL = pg_trickle.cdc_mode
 RETURNS void
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'create_stream_table';
@@ -108,7 +120,8 @@ CREATE FUNCTION pgtrickle.alter_stream_table(
 	query        text DEFAULT NULL,
 	schedule     text DEFAULT NULL,
 	refresh_mode text DEFAULT NULL,
-	status       text DEFAULT NULL)
+	status       text DEFAULT NULL,
+	cdc_mode     text DEFAULT NULL)         -- auto | trigger | wal | 'default' (follow pg_trickle.cdc_mode)
 RETURNS void
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'alter_stream_table';
@@ -377,3 +390,77 @@ AS $$
 	         i.last_refresh_at, i.staleness, i.stale, i.last_error_message
 	ORDER BY i.pgt_schema, i.pgt_name
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Change capture: WAL decoding (src/cdc/README.md)
+-- ---------------------------------------------------------------------------------------------
+
+-- One step of the trigger <-> WAL transitions of every captured source (what the scheduler does each
+-- tick): TRIGGER -> TRANSITIONING (slot created), TRANSITIONING -> WAL (triggers dropped at a recorded
+-- LSN), WAL -> TRIGGER (fallback), and decoding of WAL sources into their buffers. Returns the sources
+-- it acted on. Must not run in a transaction that has already written (slot creation needs that).
+CREATE FUNCTION pgtrickle.advance_cdc_transitions()
+RETURNS TABLE (source_table text, previous_mode text, cdc_mode text, detail text)
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'advance_cdc_transitions';
+
+CREATE VIEW pgtrickle.pgt_cdc_status AS
+SELECT st.pgt_schema, st.pgt_name, ct.source_relid, ct.source_name, ct.source_schema, ct.cdc_mode, ct.slot_name,
+       ct.decoder_confirmed_lsn, ct.transition_started_at
+FROM pgtrickle.pgt_dependencies d
+JOIN pgtrickle.pgt_stream_tables st USING (pgt_id)
+JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid
+WHERE d.source_type = 'TABLE';
+
+-- SECURITY DEFINER: pg_replication_slots is readable by everyone, pg_current_wal_lsn() is not.
+CREATE FUNCTION pgtrickle.check_cdc_health()
+RETURNS TABLE (source_relid oid, source_table text, cdc_mode text, slot_name text, lag_bytes bigint,
+               confirmed_lsn pg_lsn, alert text, selective_capture boolean)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT ct.source_relid, ct.source_schema || '.' || ct.source_name, ct.cdc_mode, ct.slot_name,
+	       CASE WHEN s.slot_name IS NOT NULL AND NOT pg_is_in_recovery()
+	            THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint END,
+	       COALESCE(ct.decoder_confirmed_lsn, s.confirmed_flush_lsn),
+	       CASE WHEN ct.cdc_mode = 'TRIGGER' THEN
+	                CASE WHEN ct.last_fallback_reason IS NOT NULL
+	                     THEN 'fell back to triggers at ' || ct.last_fallback_at || ': ' || ct.last_fallback_reason END
+	            WHEN current_setting('wal_level') <> 'logical' THEN 'wal_level is ' || current_setting('wal_level')
+	            WHEN s.slot_name IS NULL THEN 'replication slot ' || ct.slot_name || ' is missing'
+	            WHEN s.wal_status = 'lost' OR s.invalidation_reason IS NOT NULL
+	                 THEN 'replication slot is invalidated: ' || COALESCE(s.invalidation_reason, s.wal_status)
+	            WHEN NOT pg_is_in_recovery() AND pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)
+	                 > (SELECT setting::bigint FROM pg_settings WHERE name = 'pg_trickle.slot_lag_critical_threshold_mb') * 1048576
+	                 THEN 'slot lag above pg_trickle.slot_lag_critical_threshold_mb'
+	            WHEN NOT pg_is_in_recovery() AND pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)
+	                 > (SELECT setting::bigint FROM pg_settings WHERE name = 'pg_trickle.slot_lag_warning_threshold_mb') * 1048576
+	                 THEN 'slot lag above pg_trickle.slot_lag_warning_threshold_mb'
+	       END,
+	       false
+	FROM pgtrickle.pgt_change_tracking ct
+	LEFT JOIN pg_replication_slots s ON s.slot_name = ct.slot_name
+	ORDER BY 2
+$$;
+
+-- pg_trickle's replication slots in this database (also ones no catalog row refers to any more).
+CREATE FUNCTION pgtrickle.slot_health()
+RETURNS TABLE (slot_name text, source_relid oid, source_table text, cdc_mode text, active boolean,
+               wal_status text, restart_lsn pg_lsn, confirmed_flush_lsn pg_lsn, retained_wal_bytes bigint,
+               lag_bytes bigint, orphaned boolean)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT s.slot_name::text, ct.source_relid, ct.source_schema || '.' || ct.source_name, ct.cdc_mode, s.active,
+	       s.wal_status, s.restart_lsn, s.confirmed_flush_lsn,
+	       CASE WHEN NOT pg_is_in_recovery() THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint END,
+	       CASE WHEN NOT pg_is_in_recovery() THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint END,
+	       ct.source_relid IS NULL
+	FROM pg_replication_slots s
+	LEFT JOIN pgtrickle.pgt_change_tracking ct ON ct.slot_name = s.slot_name
+	WHERE s.database = current_database() AND s.plugin = 'pg_trickle'
+	ORDER BY 1
+$$;
+
+GRANT SELECT ON pgtrickle.pgt_cdc_status TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION pgtrickle.advance_cdc_transitions() FROM PUBLIC;

@@ -15,6 +15,15 @@ int scheduler_interval_ms = 1000;
 int max_consecutive_errors = 3;
 int history_retention_days = 7;
 int default_schedule_seconds = 1;
+int cdc_mode = kCdcTrigger;
+int wal_transition_timeout = 300;
+int slot_lag_warning_threshold_mb = 100;
+int slot_lag_critical_threshold_mb = 1024;
+
+namespace {
+const struct config_enum_entry kCdcModeOptions[] = {
+    {"auto", kCdcAuto, false}, {"trigger", kCdcTrigger, false}, {"wal", kCdcWal, false}, {nullptr, 0, false}};
+} // namespace
 
 void
 Register() {
@@ -43,6 +52,24 @@ Register() {
 	                        "paces (it is refreshed when its sources change, at most this often).",
 	                        nullptr, &default_schedule_seconds, 1, 0, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
 	                        nullptr);
+	DefineCustomEnumVariable("pg_trickle.cdc_mode",
+	                         "How stream tables whose cdc_mode is not set capture changes of their source tables.",
+	                         "trigger: capture triggers only; auto and wal: the scheduler moves a source to WAL "
+	                         "decoding after its stream tables' first refresh (when wal_level = logical), and "
+	                         "back to triggers if anything goes wrong.",
+	                         &cdc_mode, kCdcTrigger, kCdcModeOptions, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("pg_trickle.wal_transition_timeout",
+	                        "Seconds a source may stay TRANSITIONING before it returns to trigger capture.", nullptr,
+	                        &wal_transition_timeout, 300, 1, 86400, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("pg_trickle.slot_lag_warning_threshold_mb",
+	                        "WAL retained by a capture slot above which check_cdc_health() warns.", nullptr,
+	                        &slot_lag_warning_threshold_mb, 100, 1, 1048576, PGC_SUSET, GUC_UNIT_MB, nullptr, nullptr,
+	                        nullptr);
+	DefineCustomIntVariable("pg_trickle.slot_lag_critical_threshold_mb",
+	                        "WAL not yet decoded by a capture slot above which the source falls back to triggers "
+	                        "(its stream tables are then reinitialized).",
+	                        nullptr, &slot_lag_critical_threshold_mb, 1024, 1, 1048576, PGC_SUSET, GUC_UNIT_MB,
+	                        nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("pg_trickle");
 }
 

@@ -11,6 +11,12 @@ extern int max_consecutive_errors;
 extern int history_retention_days;
 extern int default_schedule_seconds;
 
+enum CdcMode { kCdcAuto = 0, kCdcTrigger = 1, kCdcWal = 2 };
+extern int cdc_mode; // CdcMode
+extern int wal_transition_timeout;
+extern int slot_lag_warning_threshold_mb;
+extern int slot_lag_critical_threshold_mb;
+
 void Register();
 
 } // namespace pgtrickle::guc

@@ -19,6 +19,7 @@ _PG_init(void) {
 		                errhint("Add pg_trickle to shared_preload_libraries in postgresql.conf and restart the server.")));
 	pgtrickle::guc::Register();
 	pgtrickle::cdc::RegisterInvalidationCallbacks();
+	pgtrickle::cdc::RegisterExtensionDropHook();
 	pgtrickle::scheduler::RegisterLauncher();
 }
 }

@@ -126,6 +126,21 @@ StorageSql(const AnalyzedQuery &aq, const ModeDecision &mode) {
 	return "SELECT * FROM (\n" + aq.deparsed + "\n) AS q";
 }
 
+// cdc_mode => auto | trigger | wal; 'wal' needs wal_level = logical now (auto quietly keeps triggers).
+std::string
+CheckCdcMode(const std::string &text) {
+	std::string mode = cdc::ParseCdcMode(text);
+	if (mode == "wal") {
+		pg::SpiSession spi;
+		if (!spi.Query("SELECT pg_catalog.current_setting('wal_level') = 'logical'").Bool(0, 0))
+			throw UserError(sqlstate::kObjectNotInPrerequisiteState, "cdc_mode 'wal' needs wal_level = logical",
+			                "The server runs with wal_level = " +
+			                    spi.Query("SELECT pg_catalog.current_setting('wal_level')").Text(0, 0) + ".",
+			                "Set wal_level = logical and restart the server, or use cdc_mode => 'auto'.");
+	}
+	return mode;
+}
+
 void
 MarkStreamTableSources(pg::SpiSession &spi, AnalyzedQuery &aq) {
 	for (auto &src : aq.sources)
@@ -220,6 +235,9 @@ CreateStreamTable(FunctionCallInfo fcinfo) {
 	Schedule schedule = ParseScheduleArg(*ArgText(fcinfo, 2));
 	std::string requested = ParseRefreshMode(RequireText(fcinfo, 3, "refresh_mode"));
 	bool initialize = PG_ARGISNULL(4) ? true : PG_GETARG_BOOL(4);
+	std::optional<std::string> cdc_mode;
+	if (auto text = ArgText(fcinfo, 5))
+		cdc_mode = CheckCdcMode(*text);
 
 	pg::SpiSession spi;
 	catalog::QualifiedName qn = catalog::ResolveCreationName(name);
@@ -249,6 +267,9 @@ CreateStreamTable(FunctionCallInfo fcinfo) {
 	st.relid = CreateStorage(spi, st.schema, st.name, aq, mode);
 	st.pgt_id = catalog::InsertStreamTable(spi, st, mode.reason, aq.volatile_functions);
 	RecordSources(spi, st.pgt_id, aq);
+	if (cdc_mode)
+		spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET requested_cdc_mode = $1 WHERE pgt_id = $2",
+		         pg::SqlParams().Text(*cdc_mode).Int64(st.pgt_id));
 
 	if (schedule.kind == ScheduleKind::Calculated)
 		pg::PgCall([&]() {
@@ -391,6 +412,9 @@ AlterStreamTable(FunctionCallInfo fcinfo) {
 	std::optional<std::string> schedule_text = ArgText(fcinfo, 2);
 	std::optional<std::string> mode_text = ArgText(fcinfo, 3);
 	std::optional<std::string> status_text = ArgText(fcinfo, 4);
+	std::optional<std::string> cdc_mode;
+	if (auto text = ArgText(fcinfo, 5))
+		cdc_mode = CheckCdcMode(*text);
 
 	// Validate every argument before changing anything.
 	std::optional<Schedule> schedule;
@@ -420,6 +444,12 @@ AlterStreamTable(FunctionCallInfo fcinfo) {
 		         "THEN 0 ELSE consecutive_errors END, updated_at = pg_catalog.now() WHERE pgt_id = $2",
 		         pg::SqlParams().Text(*status).Int64(st.pgt_id));
 		st.status = *status;
+	}
+
+	if (cdc_mode) {
+		// The scheduler (or pgtrickle.advance_cdc_transitions()) moves the sources accordingly.
+		spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET requested_cdc_mode = $1 WHERE pgt_id = $2",
+		         pg::SqlParams().Text(*cdc_mode).Int64(st.pgt_id));
 	}
 
 	if (query || requested)

@@ -36,8 +36,6 @@ BufferName(Oid source_relid) {
 	return "changes_" + std::to_string(source_relid);
 }
 
-namespace {
-
 void
 InstallTriggers(pg::SpiSession &spi, const std::string &target) {
 	spi.Exec("CREATE TRIGGER pgt_capture_ins AFTER INSERT ON " + target +
@@ -54,7 +52,11 @@ InstallTriggers(pg::SpiSession &spi, const std::string &target) {
 		spi.Exec("ALTER TABLE " + target + " ENABLE ALWAYS TRIGGER " + t);
 }
 
-} // namespace
+void
+DropTriggers(pg::SpiSession &spi, const std::string &target) {
+	for (const char *t : kTriggerNames)
+		spi.Exec(std::string("DROP TRIGGER IF EXISTS ") + t + " ON " + target);
+}
 
 bool
 EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid) {
@@ -211,6 +213,8 @@ void
 DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid) {
 	if (catalog::IsSourceInUse(spi, source_relid))
 		return;
+	// A WAL-captured source gives back its slot and replica identity first.
+	ReleaseWalCapture(spi, source_relid);
 	pg::SpiRows rows = spi.Query("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1 RETURNING 1",
 	                             pg::SqlParams().Oid(source_relid));
 	if (rows.Count() == 0)

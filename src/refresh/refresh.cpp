@@ -54,6 +54,15 @@ public:
 	Get() const {
 		return snapshot_;
 	}
+	// A newer snapshot in place of the owned one (WAL capture fell back or changed mode meanwhile).
+	void
+	Renew() {
+		Snapshot old = snapshot_;
+		snapshot_ = pg::PgCall([&]() {
+			UnregisterSnapshot(old);
+			return RegisterSnapshot(GetLatestSnapshot());
+		});
+	}
 
 private:
 	Snapshot snapshot_;
@@ -246,9 +255,28 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	std::optional<catalog::StreamTable> current = catalog::FindStreamTableById(spi, st.pgt_id);
 	if (!current)
 		throw UserError(sqlstate::kUndefinedTable, "stream table \"" + st.DisplayName() + "\" no longer exists");
+	// WAL-captured sources: their tracking rows are locked before the snapshot, so a decoder that
+	// committed before it wrote rows this snapshot sees (see src/cdc/README.md). A scheduler group has
+	// done this for all its members before taking the shared snapshot.
+	std::vector<Oid> wal_locked;
+	if (!shared_snapshot)
+		cdc::LockWalSources(spi, {st.pgt_id}, wal_locked);
 	// 2. The refresh snapshot. This transaction's own earlier changes are visible in it; the command id
 	// marks which of them (see BufferWindowPredicate).
 	RegisteredSnapshot snapshot(shared_snapshot);
+	if (!shared_snapshot) {
+		// Every change the snapshot shows must be in the buffers before the delta is computed.
+		bool renewed = false;
+		while (cdc::CatchUpWalSources(spi, {st.pgt_id}, snapshot.Get(), wal_locked)) {
+			snapshot.Renew();
+			renewed = true;
+		}
+		if (renewed) {
+			current = catalog::FindStreamTableById(spi, st.pgt_id);
+			if (!current)
+				throw UserError(sqlstate::kUndefinedTable, "stream table \"" + st.DisplayName() + "\" no longer exists");
+		}
+	}
 	// Every row this transaction wrote before now (also the captured output of stream tables refreshed
 	// earlier in the same transaction, under a shared snapshot) is read by this refresh.
 	int64_t snapshot_cid = pg::PgCall([]() { return static_cast<int64_t>(GetCurrentCommandId(false)); });
@@ -290,8 +318,8 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 		if (differential)
 			fallback_reason = !current->is_populated ? "not populated yet"
 			                  : current->needs_reinit
-			                      ? "reinitialization requested (a source's columns or partitions changed, or the "
-			                        "database was restored from a dump)"
+			                      ? "reinitialization requested (a source's columns or partitions changed, the "
+			                        "database was restored from a dump, or WAL capture of a source fell back to triggers)"
 			                      : "no frontier to read changes from";
 	}
 

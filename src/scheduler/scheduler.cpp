@@ -3,6 +3,7 @@
 
 #include "api/restore.hpp"
 #include "catalog/catalog.hpp"
+#include "cdc/cdc.hpp"
 #include "core/schedule.hpp"
 #include "core/dvm_plan.hpp"
 #include "core/scheduling.hpp"
@@ -362,7 +363,17 @@ RefreshGroup(const Tick &tick, const std::vector<int64_t> &members) {
 			Oid relid = tick.relids.at(id);
 			pg::PgCall([&]() { LockRelationOid(relid, ExclusiveLock); });
 		}
+		// WAL-captured sources: locked before the snapshot, decoded up to it after (src/cdc/README.md).
+		std::vector<Oid> wal_locked;
+		cdc::LockWalSources(spi, members, wal_locked);
 		Snapshot shared = pg::PgCall([]() { return RegisterSnapshot(GetLatestSnapshot()); });
+		while (cdc::CatchUpWalSources(spi, members, shared, wal_locked)) {
+			Snapshot old = shared;
+			shared = pg::PgCall([&]() {
+				UnregisterSnapshot(old);
+				return RegisterSnapshot(GetLatestSnapshot());
+			});
+		}
 		std::set<int64_t> failed;
 		for (int64_t id : members) {
 			bool upstream_failed = false;
@@ -434,6 +445,32 @@ PruneHistory(double &last_prune) {
 	CommitTransactionCommand();
 }
 
+// Change capture transitions (trigger <-> WAL) and decoding of WAL-captured sources, in a transaction
+// of its own that starts without writes (creating a replication slot needs that).
+void
+CdcStep() {
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	try {
+		pg::SpiSession spi;
+		if (cdc::CdcWorkPossible(spi)) {
+			for (const auto &e : cdc::AdvanceTransitions(spi))
+				ereport(LOG, (errmsg("pg_trickle: change capture of %s: %s -> %s (%s)", e.source.c_str(),
+				                     e.previous_mode.c_str(), e.mode.c_str(), e.detail.c_str())));
+		}
+	} catch (const std::exception &e) {
+		std::string msg = e.what();
+		MemoryContextSwitchTo(TopMemoryContext);
+		AbortCurrentTransaction();
+		pg::ClearPgErrorPending();
+		ereport(LOG, (errmsg("pg_trickle: change capture step failed: %s", msg.c_str())));
+		return;
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
 void
 SchedulerLoop() {
 	double last_prune = 0;
@@ -445,6 +482,8 @@ SchedulerLoop() {
 		if (!ExtensionInstalled())
 			proc_exit(0); // the launcher probes this database again later
 		if (guc::scheduler_enabled) {
+			MemoryContextSwitchTo(tick_cxt);
+			CdcStep();
 			MemoryContextSwitchTo(tick_cxt);
 			Tick tick;
 			bool planned = false;

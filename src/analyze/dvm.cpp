@@ -52,6 +52,9 @@ namespace pgtrickle {
 namespace {
 
 constexpr int kGroupParamBase = 987650000;
+
+// Set while building the variant of the delta for large change windows (see BuildDvmPlan).
+bool g_large_windows = false;
 constexpr int kAggParamBase = 987660000;
 
 // ------------------------------------------------------------------------------------------------
@@ -811,9 +814,11 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 	char **kept = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **kept_ok = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **before_ok = static_cast<char **>(palloc(sizeof(char *) * n));
+	char **before = static_cast<char **>(palloc(sizeof(char *) * n));
 	for (int i = 0; i < n; i++) {
 		KeyedStates st = KeyedStatesOf(rt_fetch(list_nth_int(inputs, i), q->rtable));
 		before_ok[i] = st.before_ok;
+		before[i] = st.before;
 		pos[i] = st.pos;
 		neg[i] = st.neg;
 		kept[i] = st.kept;
@@ -835,12 +840,18 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 				RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
 				// Terms of the old state pair the live table's unchanged rows (kept) with old rows;
 				// before the anti-join drops them, changed live rows would meet old ones.
-				bool guarded = side == 1 && j != i;
-				const char *sql = j < i ? (guarded ? kept_ok[j] : kept[j]) : j == i ? (side == 0 ? pos[j] : neg[j]) : before_ok[j];
+				// The old state of a later input: for small windows the live table flagged (scanned by index
+				// inside the join); for large ones a subquery of its own (hashed once, rather than its
+				// deleted rows iterated again for every outer row).
+				bool flagged = j > i && !g_large_windows;
+				bool guarded = side == 1 && (j < i || flagged);
+				const char *sql = j < i ? (guarded ? kept_ok[j] : kept[j])
+				                  : j == i ? (side == 0 ? pos[j] : neg[j])
+				                  : flagged ? before_ok[j] : before[j];
 				ReplaceWithWeighted(rte, sql, guarded);
 				if (guarded)
 					kept_rels = bms_add_member(kept_rels, static_cast<int>(rtindex));
-				if (j > i) // before_ok: the flag filters the live arm
+				if (flagged) // before_ok: the flag filters the live arm
 					AddConjunct(term, reinterpret_cast<Expr *>(makeVar(rtindex, static_cast<AttrNumber>(list_length(
 					                                                                    rte->eref->colnames)),
 					                                                    BOOLOID, -1, InvalidOid, 0)));
@@ -2716,18 +2727,44 @@ DvmBuildResult
 BuildDvmPlan(const std::string &query, bool catch_errors) {
 	const char *sql = query.c_str();
 	RawPlan raw{};
+	std::string large;
+	// The plan, then the delta's variant for large change windows (kept only if it differs).
+	auto build = [&]() {
+		pg::PgCall([&]() {
+			g_large_windows = false;
+			BuildRawPlan(sql, &raw);
+			if (raw.unsupported == nullptr && raw.delta_sql != nullptr) {
+				RawPlan raw_large{};
+				g_large_windows = true;
+				PG_TRY();
+				{
+					BuildRawPlan(sql, &raw_large);
+				}
+				PG_FINALLY();
+				{
+					g_large_windows = false;
+				}
+				PG_END_TRY();
+				if (raw_large.delta_sql && strcmp(raw_large.delta_sql, raw.delta_sql) != 0)
+					large = raw_large.delta_sql;
+			}
+		});
+	};
 	if (!catch_errors) {
-		pg::PgCall([&]() { BuildRawPlan(sql, &raw); });
-		return ConvertRaw(raw);
+		build();
+	} else {
+		// Protect the caller: an unexpected PostgreSQL error while planning means "not differentiable".
+		auto failure = pg::TrySubtransaction(build);
+		if (failure) {
+			DvmBuildResult result;
+			result.unsupported = "planning the differential query failed: " + *failure;
+			return result;
+		}
 	}
-	// Protect the caller: an unexpected PostgreSQL error while planning means "not differentiable".
-	auto failure = pg::TrySubtransaction([&]() { pg::PgCall([&]() { BuildRawPlan(sql, &raw); }); });
-	if (failure) {
-		DvmBuildResult result;
-		result.unsupported = "planning the differential query failed: " + *failure;
-		return result;
-	}
-	return ConvertRaw(raw);
+	DvmBuildResult result = ConvertRaw(raw);
+	if (result.plan)
+		result.plan->delta_sql_large = large;
+	return result;
 }
 
 } // namespace pgtrickle

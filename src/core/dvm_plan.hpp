@@ -62,6 +62,9 @@ struct DvmPlan {
 	// the group keys __pgt_gk_<j>) plus "__pgt_w" bigint. Reads change buffers through parameter $1, the
 	// previous frontier (pg_snapshot).
 	std::string delta_sql;
+	// The same delta written for large change windows (joins' old states hashed rather than probed
+	// row by row); empty when it would be the same text. The refresh picks it by the window's size.
+	std::string delta_sql_large;
 
 	std::string operator_tree; // human-readable, for explain_st
 	std::string strategy;      // one line, for explain_st

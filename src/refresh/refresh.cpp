@@ -101,12 +101,18 @@ struct CachedPlan {
 	std::string key;
 	DvmPlan plan;
 	std::string apply_sql;
+	std::string apply_large_sql; // empty: the same as apply_sql
 	std::string population_sql;
 	std::string census_sql;
 	std::vector<Oid> census_sources;
 	SPIPlanPtr apply = nullptr;
+	SPIPlanPtr apply_large = nullptr;
 	SPIPlanPtr census = nullptr;
 };
+
+// From this many changed rows in a refresh's window on, the delta variant for large windows runs
+// (see DvmPlan::delta_sql_large).
+constexpr int64_t kLargeWindowRows = 1000;
 
 std::unordered_map<int64_t, CachedPlan> &
 PlanCache() {
@@ -145,6 +151,7 @@ GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 	if (cp.key == key)
 		return cp;
 	pg::FreeKept(cp.apply);
+	pg::FreeKept(cp.apply_large);
 	pg::FreeKept(cp.census);
 	cp = CachedPlan{};
 	DvmBuildResult built = BuildDvmPlan(st.defining_query, false);
@@ -155,6 +162,11 @@ GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 	cp.plan = std::move(*built.plan);
 	cp.population_sql = PopulationSql(cp.plan);
 	cp.apply_sql = ApplySql(cp.plan, st.QualifiedName());
+	if (!cp.plan.delta_sql_large.empty()) {
+		DvmPlan large = cp.plan;
+		large.delta_sql = cp.plan.delta_sql_large;
+		cp.apply_large_sql = ApplySql(large, st.QualifiedName());
+	}
 
 	// One statement counting each captured source's pending changes (and TRUNCATE markers).
 	std::vector<std::string> parts;
@@ -171,6 +183,8 @@ GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 	pg::SqlParams types = FrontierParamTypes();
 	cp.census = pg::PrepareKept(cp.census_sql, types);
 	cp.apply = pg::PrepareKept(cp.apply_sql, types);
+	if (!cp.apply_large_sql.empty())
+		cp.apply_large = pg::PrepareKept(cp.apply_large_sql, types);
 	cp.key = key;
 	return cp;
 }
@@ -307,7 +321,8 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			result.action = "DIFFERENTIAL";
 			RefreshWriteScope writing;
 			pg::SpiRows counts;
-			spi.ExecPlanWithSnapshot(cp.apply, FrontierParams(*current), snapshot.Get(), &counts);
+			SPIPlanPtr apply = cp.apply_large && census.changes >= kLargeWindowRows ? cp.apply_large : cp.apply;
+			spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts);
 			result.rows_inserted = counts.Int64(0, 0);
 			result.rows_deleted = counts.Int64(0, 1);
 			delta_rows = counts.Int64(0, 2);

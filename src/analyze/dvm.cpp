@@ -106,6 +106,8 @@ bool NeedsKeyedRecompute(Query *q);
 const char *RecomputeKeys(Query *q, List **keys);
 Query *RecomputeInput(Query *q, List *keys);
 bool Hashable(Oid type);
+List *RelationsRead(Query *q);
+char *AnyChangeSql(List *relids);
 bool CheckSublinkBody(BuildCtx *ctx, Query *body);
 void BuildRawPlan(const char *sql, struct RawPlan *out);
 void ReplaceWithRows(RangeTblEntry *rte, const char *sql);
@@ -2360,6 +2362,17 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		                           static_cast<long long>(window)));
 		if (!CheckDifferentiable(&ctx, p, 1)) {
 			out->unsupported = ctx.unsupported;
+			return;
+		}
+		if (NeedsKeyedRecompute(p)) {
+			// Over aggregates, DISTINCT or windows the old top-k would be recomputed from the old state
+			// of every table (several times a FULL refresh): the result is recomputed instead whenever a
+			// table it reads changed.
+			out->kind = static_cast<int>(DvmKind::Rescan);
+			out->input_sql = Deparse(q);
+			out->delta_sql = AnyChangeSql(RelationsRead(q));
+			out->strategy = pstrdup("top-k over aggregates, DISTINCT or windows: recomputed when a table it reads changes");
+			out->tree = ctx.tree.data;
 			return;
 		}
 		char *names = PositionalNames(ncols);

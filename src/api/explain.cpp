@@ -83,6 +83,8 @@ Explain(FunctionCallInfo fcinfo) {
 	                                pg::SqlParams().Int64(st.pgt_id));
 	rows.emplace_back("sources", sources.Count() && !sources.IsNull(0, 0) ? sources.Text(0, 0) : "");
 	rows.emplace_back("delta_query", WithFrontier(plan.delta_sql, st));
+	if (!plan.delta_sql_large.empty()) // run instead when the window holds 1,000 changed rows or more
+		rows.emplace_back("delta_query_large_window", WithFrontier(plan.delta_sql_large, st));
 	rows.emplace_back("apply_statement", WithFrontier(ApplySql(plan, st.QualifiedName()), st));
 	rows.emplace_back("population_query", PopulationSql(plan));
 	return rows;

@@ -1,0 +1,185 @@
+// The differential engine (see dvm.cpp): Outer joins: an inner-join arm plus NULL-padded NOT EXISTS arms.
+#include "analyze/dvm_internal.hpp"
+
+namespace pgtrickle::dvm_detail {
+
+// --- Outer joins ---------------------------------------------------------------------------------------
+//
+// A LEFT JOIN B ON c  =  (A JOIN B ON c)  ⊎  (A WHERE NOT EXISTS (SELECT FROM B WHERE c), B's columns NULL)
+// RIGHT JOIN the mirror image, FULL JOIN both anti-join arms. A level with an outer join is rewritten
+// into these arms (one outer join at a time, recursively) and their deltas added: the inner arm is an
+// ordinary join, the anti-join arm a subquery in an expression (see above), whose old and new
+// states are compared for the rows the changes can reach.
+
+JoinExpr *
+FindOuterJoin(Node *n) {
+	if (n == nullptr || IsA(n, RangeTblRef))
+		return nullptr;
+	if (IsA(n, FromExpr)) {
+		ListCell *lc;
+		foreach (lc, reinterpret_cast<FromExpr *>(n)->fromlist)
+			if (JoinExpr *j = FindOuterJoin(static_cast<Node *>(lfirst(lc))))
+				return j;
+		return nullptr;
+	}
+	auto *j = reinterpret_cast<JoinExpr *>(n);
+	if (j->jointype == JOIN_LEFT || j->jointype == JOIN_RIGHT || j->jointype == JOIN_FULL)
+		return j;
+	if (JoinExpr *inner = FindOuterJoin(j->larg))
+		return inner;
+	return FindOuterJoin(j->rarg);
+}
+
+// Replaces the join tree node `target` (found by identity) by `replacement`.
+Node *
+ReplaceJoinNode(Node *n, Node *target, Node *replacement) {
+	if (n == target)
+		return replacement;
+	if (n == nullptr || IsA(n, RangeTblRef))
+		return n;
+	if (IsA(n, FromExpr)) {
+		ListCell *lc;
+		foreach (lc, reinterpret_cast<FromExpr *>(n)->fromlist)
+			lfirst(lc) = ReplaceJoinNode(static_cast<Node *>(lfirst(lc)), target, replacement);
+		return n;
+	}
+	auto *j = reinterpret_cast<JoinExpr *>(n);
+	j->larg = ReplaceJoinNode(j->larg, target, replacement);
+	j->rarg = ReplaceJoinNode(j->rarg, target, replacement);
+	return n;
+}
+
+// Range-table indexes of the inputs (and joins) under a join tree node.
+Bitmapset *
+JoinTreeRelids(Node *n) {
+	if (n == nullptr)
+		return nullptr;
+	if (IsA(n, RangeTblRef))
+		return bms_make_singleton(reinterpret_cast<RangeTblRef *>(n)->rtindex);
+	if (IsA(n, FromExpr)) {
+		Bitmapset *out = nullptr;
+		ListCell *lc;
+		foreach (lc, reinterpret_cast<FromExpr *>(n)->fromlist)
+			out = bms_union(out, JoinTreeRelids(static_cast<Node *>(lfirst(lc))));
+		return out;
+	}
+	auto *j = reinterpret_cast<JoinExpr *>(n);
+	Bitmapset *out = bms_union(JoinTreeRelids(j->larg), JoinTreeRelids(j->rarg));
+	return j->rtindex ? bms_add_member(out, j->rtindex) : out;
+}
+
+struct NullOutCtx {
+	Bitmapset *relids;
+	int depth;
+};
+
+// Columns of the NULL-padded side become typed NULLs (at any subquery depth).
+Node *
+NullOutMutator(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	auto *c = static_cast<NullOutCtx *>(context);
+	if (IsA(node, Var)) {
+		auto *v = reinterpret_cast<Var *>(node);
+		if (static_cast<int>(v->varlevelsup) == c->depth && bms_is_member(static_cast<int>(v->varno), c->relids))
+			return reinterpret_cast<Node *>(makeNullConst(v->vartype, v->vartypmod, v->varcollid));
+		return node;
+	}
+	if (IsA(node, Query)) {
+		c->depth++;
+		Node *out = reinterpret_cast<Node *>(query_tree_mutator(reinterpret_cast<Query *>(node), NullOutMutator, context, 0));
+		c->depth--;
+		return out;
+	}
+	return expression_tree_mutator(node, NullOutMutator, context);
+}
+
+// Outer references of a join condition, as seen from a subquery holding the nullable side.
+struct LevelUpCtx {
+	Bitmapset *inner_relids;
+};
+
+Node *
+LevelUpMutator(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	if (IsA(node, Var)) {
+		auto *v = reinterpret_cast<Var *>(copyObject(node));
+		if (v->varlevelsup == 0 && !bms_is_member(static_cast<int>(v->varno), static_cast<LevelUpCtx *>(context)->inner_relids))
+			v->varlevelsup = 1;
+		return reinterpret_cast<Node *>(v);
+	}
+	return expression_tree_mutator(node, LevelUpMutator, context);
+}
+
+// The anti-join arm of `j` keeping side `keep` and padding side `pad` with NULLs.
+Query *
+AntiJoinArm(Query *q, JoinExpr *j, bool keep_left) {
+	Query *arm = static_cast<Query *>(copyObject(q));
+	JoinExpr *aj = FindOuterJoin(reinterpret_cast<Node *>(arm->jointree));
+	// FindOuterJoin finds the same (first) outer join in the copy.
+	Node *keep = keep_left ? aj->larg : aj->rarg;
+	Node *pad = keep_left ? aj->rarg : aj->larg;
+	Bitmapset *pad_relids = JoinTreeRelids(pad);
+	// NOT EXISTS (SELECT 1 FROM pad WHERE c)
+	Query *sub = makeNode(Query);
+	sub->commandType = CMD_SELECT;
+	sub->querySource = QSRC_ORIGINAL;
+	sub->canSetTag = true;
+	sub->rtable = static_cast<List *>(copyObject(arm->rtable));
+	sub->rteperminfos = static_cast<List *>(copyObject(arm->rteperminfos));
+	// Entries of the kept side are unused here: placeholders, so nothing scans them for relations.
+	int idx = 1;
+	ListCell *lc;
+	foreach (lc, sub->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (!bms_is_member(idx++, pad_relids))
+			MakePlaceholderRte(rte, "__pgt_unused");
+	}
+	LevelUpCtx lu{pad_relids};
+	sub->jointree = makeFromExpr(list_make1(copyObject(pad)), LevelUpMutator(static_cast<Node *>(copyObject(aj->quals)), &lu));
+	sub->targetList = OneTarget();
+	SubLink *sl = makeNode(SubLink);
+	sl->subLinkType = EXISTS_SUBLINK;
+	sl->subselect = reinterpret_cast<Node *>(sub);
+	sl->location = -1;
+	Expr *anti = makeBoolExpr(NOT_EXPR, list_make1(sl), -1);
+	arm->jointree = reinterpret_cast<FromExpr *>(ReplaceJoinNode(reinterpret_cast<Node *>(arm->jointree),
+	                                                              reinterpret_cast<Node *>(aj), keep));
+	NullOutCtx nc{pad_relids, 0};
+	arm->targetList = reinterpret_cast<List *>(NullOutMutator(reinterpret_cast<Node *>(arm->targetList), &nc));
+	arm->jointree = reinterpret_cast<FromExpr *>(NullOutMutator(reinterpret_cast<Node *>(arm->jointree), &nc));
+	List *quals = arm->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(arm->jointree->quals)) : NIL;
+	quals = lappend(quals, anti);
+	arm->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));
+	arm->hasSubLinks = true;
+	(void)j;
+	return arm;
+}
+
+// The arms of the first outer join of q (join alias columns already resolved).
+List *
+OuterJoinArms(Query *q) {
+	JoinExpr *j = FindOuterJoin(reinterpret_cast<Node *>(q->jointree));
+	Query *inner = static_cast<Query *>(copyObject(q));
+	FindOuterJoin(reinterpret_cast<Node *>(inner->jointree))->jointype = JOIN_INNER;
+	List *arms = list_make1(inner);
+	if (j->jointype == JOIN_LEFT || j->jointype == JOIN_FULL)
+		arms = lappend(arms, AntiJoinArm(q, j, true));
+	if (j->jointype == JOIN_RIGHT || j->jointype == JOIN_FULL)
+		arms = lappend(arms, AntiJoinArm(q, j, false));
+	return arms;
+}
+
+// Join alias columns (USING/merged columns, join.* references) replaced by their definitions.
+Query *
+FlattenJoinAliases(Query *q) {
+	q = static_cast<Query *>(copyObject(q));
+	if (q->hasGroupRTE)
+		q->targetList = reinterpret_cast<List *>(flatten_group_exprs(nullptr, q, reinterpret_cast<Node *>(q->targetList)));
+	q->targetList = reinterpret_cast<List *>(flatten_join_alias_vars(nullptr, q, reinterpret_cast<Node *>(q->targetList)));
+	q->jointree = reinterpret_cast<FromExpr *>(flatten_join_alias_vars(nullptr, q, reinterpret_cast<Node *>(q->jointree)));
+	return q;
+}
+
+} // namespace pgtrickle::dvm_detail

@@ -1,0 +1,499 @@
+// The differential engine (see dvm.cpp): Subqueries in expressions and LATERAL: probes, old states, the re-evaluated terms.
+#include "analyze/dvm_internal.hpp"
+
+namespace pgtrickle::dvm_detail {
+
+// --- Subqueries in expressions (EXISTS, IN, NOT IN, op ANY/ALL, scalar subqueries) -----------------
+//
+// A level Q(L; S) reads its FROM inputs L and, through its subqueries, relations S. Split
+//   Q(L₁; S₁) − Q(L₀; S₀) = [Q(L₁; S₁) − Q(L₀; S₁)] + [Q(L₀; S₁) − Q(L₀; S₀)].
+// The first bracket is the ordinary join delta with the subqueries left as they are (reading the live
+// tables). The second re-evaluates the level over the old state of its inputs twice — subqueries on
+// the live tables, then on the old state of their relations — restricted to the input rows whose
+// subquery results can differ: those for which a subquery finds a changed row (a probe). Any superset
+// of the affected rows gives the same result, so the probe may be generous; what it must not do is
+// miss a row. Probes are disjoint pieces (EXISTS probe k AND NOT EXISTS probes 1..k-1), so each is a
+// plain semi-join the planner can drive from the change buffers.
+
+// Changed rows of a base table in the window (every image, inserted or deleted), weight 1.
+char *
+ChangedRowsSql(RangeTblEntry *rte) {
+	char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", rte->relid)));
+	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s b WHERE b.\"__pgt_op\" "
+	                "OPERATOR(pg_catalog.<>) 'T' AND %s",
+	                RelationColumns(rte->relid, "b", true), buffer, BufferWindowPredicate("b").c_str());
+}
+
+// One row if any of the tables changed in the window (a coarse, uncorrelated probe).
+char *
+AnyChangeSql(List *relids) {
+	StringInfoData s;
+	initStringInfo(&s);
+	ListCell *lc;
+	foreach (lc, relids) {
+		appendStringInfo(&s, "%sSELECT 1 FROM pgtrickle_changes.%s b WHERE %s", s.len ? " UNION ALL " : "",
+		                 quote_identifier(psprintf("changes_%u", lfirst_oid(lc))), BufferWindowPredicate("b").c_str());
+	}
+	if (s.len == 0)
+		appendStringInfoString(&s, "SELECT 1 WHERE false");
+	return psprintf("SELECT 1 AS \"__pgt_one\" FROM (%s) x LIMIT 1", s.data);
+}
+
+// Every row version of either state: the live table plus every changed row.
+char *
+AllImagesSql(RangeTblEntry *rte) {
+	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s UNION ALL %s",
+	                RelationColumns(rte->relid, "a", false), LiveRelation(rte), ChangedRowsSql(rte));
+}
+
+// Column definition list "c1 type, ..., __pgt_w int8" for the positional columns of a relation.
+char *
+PositionalColumnDefs(Oid relid) {
+	StringInfoData s;
+	initStringInfo(&s);
+	for (int attno = 1;; attno++) {
+		HeapTuple tp = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attno));
+		if (!HeapTupleIsValid(tp))
+			break;
+		Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tp));
+		appendStringInfo(&s, "\"__pgt_c%d\" %s, ", attno,
+		                 att->attisdropped ? "pg_catalog.int4" : format_type_with_typemod(att->atttypid, att->atttypmod));
+		ReleaseSysCache(tp);
+	}
+	appendStringInfoString(&s, "\"__pgt_w\" pg_catalog.int8");
+	return s.data;
+}
+
+// The old state of a base table as a bag of rows (weight 1 each).
+char *
+OldRowsSql(RangeTblEntry *rte) {
+	if (RelationKey(rte->relid) != NIL) {
+		// Keyed: each key once, so neg weights are 1. The deleted rows are aggregated once per
+		// statement into an array (an InitPlan) and unnested: inside a correlated subquery the
+		// consolidated window would otherwise be computed again for every outer row.
+		KeyedStates st = KeyedStatesOf(rte);
+		return psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT u.* FROM pg_catalog.unnest((SELECT pg_catalog.array_agg(n) "
+		                "FROM (%s) n)) AS u(%s)",
+		                st.kept, st.neg, PositionalColumnDefs(rte->relid));
+	}
+	int ncols = list_length(rte->eref->colnames);
+	char *names = PositionalNames(ncols);
+	char *delta = BaseDeltaSql(rte);
+	char *cols = RelationColumns(rte->relid, "a", false);
+	char *live = LiveRelation(rte);
+	char *same = psprintf("ROW(%s) IS NOT DISTINCT FROM ROW(%s)", cols, PositionalRefs("d", ncols));
+	// Rows equal to no changed row, plus each changed row as often as the old state held it.
+	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s WHERE NOT EXISTS (SELECT 1 FROM (%s) d(%s\"__pgt_cw\") "
+	                "WHERE %s) UNION ALL SELECT %s, 1::pg_catalog.int8 FROM (SELECT d.*, (SELECT pg_catalog.count(*) FROM %s "
+	                "WHERE %s) OPERATOR(pg_catalog.-) d.\"__pgt_cw\" AS \"__pgt_n\" FROM (%s) d(%s\"__pgt_cw\")) v, "
+	                "pg_catalog.generate_series(1::pg_catalog.int8, v.\"__pgt_n\") g",
+	                cols, live, delta, names, same, PositionalRefs("v", ncols), live, same, delta, names);
+}
+
+
+// SubLinks of one query level (not those inside them or inside subqueries in FROM).
+bool
+CollectSublinksWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, SubLink)) {
+		auto *c = static_cast<SublinkCollect *>(context);
+		c->sublinks = lappend(c->sublinks, node);
+		return CollectSublinksWalker(reinterpret_cast<SubLink *>(node)->testexpr, context);
+	}
+	if (IsA(node, Query))
+		return false;
+	return expression_tree_walker(node, CollectSublinksWalker, context);
+}
+
+List *
+LevelSublinks(Query *q) {
+	SublinkCollect c{NIL};
+	(void)CollectSublinksWalker(reinterpret_cast<Node *>(q->targetList), &c);
+	(void)CollectSublinksWalker(reinterpret_cast<Node *>(q->jointree), &c);
+	(void)CollectSublinksWalker(q->havingQual, &c);
+	return c.sublinks;
+}
+
+bool
+SublinkOutsideAggs(Node *node, void *context) {
+	if (node == nullptr || IsA(node, Aggref) || IsA(node, Query))
+		return false;
+	if (IsA(node, SubLink))
+		return true;
+	return expression_tree_walker(node, SublinkOutsideAggs, context);
+}
+
+bool
+ContainsSublink(Node *n) {
+	SublinkCollect c{NIL};
+	(void)CollectSublinksWalker(n, &c);
+	return c.sublinks != NIL;
+}
+
+// A subquery's body is "simple" when it reads base tables joined by inner joins, with WHERE and
+// optional aggregation, more subqueries only in its WHERE/ON conditions: then its probe finds the outer
+// rows a change can reach (ProbeArms). Any other body is probed coarsely (did any table it reads
+// change?), which is exact too but re-evaluates every outer row when it fires.
+// Base-table entries of a query's FROM, descending into subqueries in FROM (not into expressions), in
+// a fixed order.
+List *
+FromRelations(Query *q, List *out) {
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_RELATION)
+			out = lappend(out, rte);
+		else if (rte->rtekind == RTE_SUBQUERY)
+			out = FromRelations(rte->subquery, out);
+	}
+	return out;
+}
+
+// A subquery in FROM a probe can look through: tables, inner joins, WHERE, projections.
+bool
+IsPlainSpj(Query *q) {
+	if (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs || q->setOperations ||
+	    q->limitCount || q->limitOffset || q->hasTargetSRFs || q->hasSubLinks || q->cteList || q->rowMarks)
+		return false;
+	BuildCtx scratch = ScratchCtx();
+	if (!CheckJoinTree(&scratch, reinterpret_cast<Node *>(q->jointree)))
+		return false;
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_SUBQUERY ? !IsPlainSpj(rte->subquery)
+		                                 : rte->rtekind != RTE_RELATION && rte->rtekind != RTE_JOIN && rte->rtekind != RTE_RESULT)
+			return false;
+	}
+	return true;
+}
+
+bool
+BodyIsSimple(Query *body) {
+	if (body->setOperations || body->cteList || body->hasWindowFuncs || body->hasTargetSRFs || body->limitCount ||
+	    body->limitOffset || body->groupingSets || body->hasDistinctOn || body->rowMarks)
+		return false;
+	if (ContainsSublink(reinterpret_cast<Node *>(body->targetList)) || ContainsSublink(body->havingQual))
+		return false;
+	BuildCtx scratch = ScratchCtx();
+	if (!CheckJoinTree(&scratch, reinterpret_cast<Node *>(body->jointree)))
+		return false;
+	ListCell *lc;
+	foreach (lc, body->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_JOIN || rte->rtekind == RTE_GROUP || rte->rtekind == RTE_RESULT)
+			continue;
+		if (rte->rtekind == RTE_SUBQUERY ? !IsPlainSpj(rte->subquery) : rte->rtekind != RTE_RELATION)
+			return false;
+	}
+	return true;
+}
+
+
+void CheckRelationsIn(Query *q, RelCheckCtx *c);
+
+bool
+CheckRelationsWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query)) {
+		CheckRelationsIn(reinterpret_cast<Query *>(node), static_cast<RelCheckCtx *>(context));
+		return false;
+	}
+	return expression_tree_walker(node, CheckRelationsWalker, context);
+}
+
+// Every table a subquery reads, at any depth, must have change capture and an old state we can
+// rebuild (a key, or columns with equality).
+void
+CheckRelationsIn(Query *q, RelCheckCtx *c) {
+	if (q->hasRecursive) {
+		Unsupported(c->ctx, "%s", "WITH RECURSIVE inside a subquery is not maintained differentially yet");
+		c->ok = false;
+		return;
+	}
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_SUBQUERY) {
+			CheckRelationsIn(rte->subquery, c);
+		} else if (rte->rtekind == RTE_RELATION) {
+			if ((rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE) || rte->tablesample) {
+				Unsupported(c->ctx, "%s", "a subquery reads a relation without change capture (a materialized view "
+				                          "or foreign table) or uses TABLESAMPLE");
+				c->ok = false;
+			} else if (RelationKey(rte->relid) == NIL && !AllColumnsGroupable(rte->relid)) {
+				Unsupported(c->ctx, "table \"%s\" read by a subquery has no key and a column without equality",
+				            get_rel_name(rte->relid));
+				c->ok = false;
+			}
+			c->relids = list_append_unique_oid(c->relids, rte->relid);
+		} else if (rte->rtekind == RTE_CTE) {
+			Unsupported(c->ctx, "%s", "WITH RECURSIVE inside a subquery is not maintained differentially yet");
+			c->ok = false;
+		}
+	}
+	(void)query_tree_walker(q, CheckRelationsWalker, c, QTW_IGNORE_RANGE_TABLE | QTW_IGNORE_CTE_SUBQUERIES);
+}
+
+List *
+RelationsRead(Query *q) {
+	BuildCtx scratch = ScratchCtx();
+	RelCheckCtx c{&scratch, NIL, true};
+	CheckRelationsIn(q, &c);
+	return c.relids;
+}
+
+bool
+CheckSublinkBody(BuildCtx *ctx, Query *body) {
+	RelCheckCtx c{ctx, NIL, true};
+	CheckRelationsIn(body, &c);
+	return c.ok;
+}
+
+bool
+CheckLevelSublinks(BuildCtx *ctx, Query *q, int depth) {
+	List *sublinks = LevelSublinks(q);
+	if (sublinks == NIL)
+		return true;
+	TreeLine(ctx, depth, psprintf("SubqueryFilter (%d subquer%s: live and old state, probed by changed rows)",
+	                              list_length(sublinks), list_length(sublinks) == 1 ? "y" : "ies"));
+	ListCell *lc;
+	foreach (lc, sublinks)
+		if (!CheckSublinkBody(ctx, reinterpret_cast<Query *>(static_cast<SubLink *>(lfirst(lc))->subselect)))
+			return false;
+	return true;
+}
+
+struct ParamSubstCtx {
+	List *targets; // the subquery's target list
+};
+
+Node *
+SublinkParamMutator(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	if (IsA(node, Param) && reinterpret_cast<Param *>(node)->paramkind == PARAM_SUBLINK) {
+		auto *c = static_cast<ParamSubstCtx *>(context);
+		TargetEntry *tle = get_tle_by_resno(c->targets, reinterpret_cast<Param *>(node)->paramid);
+		return reinterpret_cast<Node *>(copyObject(tle->expr));
+	}
+	return expression_tree_mutator(node, SublinkParamMutator, context);
+}
+
+// For x op ANY (subquery) / x op ALL (subquery): the condition a subquery row must meet to be able to
+// change the result for an outer row (ANY: an element that is not false; ALL: one that is not true),
+// in the subquery's terms. nullptr when the subquery's output is an aggregate (no such restriction).
+Expr *
+SublinkRowCondition(SubLink *sl) {
+	if ((sl->subLinkType != ANY_SUBLINK && sl->subLinkType != ALL_SUBLINK) || sl->testexpr == nullptr)
+		return nullptr;
+	auto *body = reinterpret_cast<Query *>(sl->subselect);
+	if (body->hasAggs && contain_agg_clause(reinterpret_cast<Node *>(body->targetList)))
+		return nullptr;
+	Node *test = static_cast<Node *>(copyObject(sl->testexpr));
+	IncrementVarSublevelsUp(test, 1, 0); // the outer row's columns, seen from inside the subquery
+	ParamSubstCtx pc{body->targetList};
+	test = SublinkParamMutator(test, &pc);
+	BooleanTest *bt = makeNode(BooleanTest);
+	bt->arg = reinterpret_cast<Expr *>(test);
+	bt->booltesttype = sl->subLinkType == ANY_SUBLINK ? IS_NOT_FALSE : IS_NOT_TRUE;
+	bt->location = -1;
+	return reinterpret_cast<Expr *>(bt);
+}
+
+SubLink *
+MakeExists(Query *sub) {
+	SubLink *sl = makeNode(SubLink);
+	sl->subLinkType = EXISTS_SUBLINK;
+	sl->subLinkId = 0;
+	sl->testexpr = nullptr;
+	sl->operName = NIL;
+	sl->subselect = reinterpret_cast<Node *>(sub);
+	sl->location = -1;
+	return sl;
+}
+
+List *ProbeArms(SubLink *sl);
+
+// Probe queries for one subquery: each is a copy of its body (aggregation removed, output 1) over
+// changed rows; together they find every changed row that can change its result for an outer row.
+List *
+ProbeArms(SubLink *sl) {
+	if (!BodyIsSimple(reinterpret_cast<Query *>(sl->subselect)))
+		return list_make1(ParseGenerated(AnyChangeSql(RelationsRead(reinterpret_cast<Query *>(sl->subselect)))));
+	Expr *row_cond = SublinkRowCondition(sl);
+	if (row_cond) { // in terms of the body's inputs (grouping and join alias columns resolved)
+		auto *orig = reinterpret_cast<Query *>(sl->subselect);
+		Node *c = reinterpret_cast<Node *>(row_cond);
+		if (orig->hasGroupRTE)
+			c = flatten_group_exprs(nullptr, orig, c);
+		row_cond = reinterpret_cast<Expr *>(flatten_join_alias_vars(nullptr, orig, c));
+	}
+	Query *body = FlattenInnerJoins(reinterpret_cast<Query *>(sl->subselect));
+	body->hasAggs = false;
+	body->groupClause = NIL;
+	body->havingQual = nullptr;
+	body->distinctClause = NIL;
+	body->sortClause = NIL;
+	body->targetList = OneTarget();
+	List *plain = NIL;
+	List *nested = NIL; // conjuncts holding subqueries
+	if (body->jointree->quals) {
+		ListCell *lc;
+		foreach (lc, make_ands_implicit(reinterpret_cast<Expr *>(body->jointree->quals))) {
+			Node *c = static_cast<Node *>(lfirst(lc));
+			if (ContainsSublink(c))
+				nested = lappend(nested, c);
+			else
+				plain = lappend(plain, c);
+		}
+	}
+	if (row_cond)
+		plain = lappend(plain, row_cond);
+	int nrels = list_length(FromRelations(body, NIL));
+	List *arms = NIL;
+	ListCell *lc;
+	// A changed row of one table, with any version of the others' rows.
+	for (int k = 0; k < nrels; k++) {
+		Query *arm = static_cast<Query *>(copyObject(body));
+		arm->jointree->quals = plain ? reinterpret_cast<Node *>(make_ands_explicit(list_copy(plain))) : nullptr;
+		List *rels = FromRelations(arm, NIL);
+		for (int m = 0; m < nrels; m++) {
+			auto *rte = static_cast<RangeTblEntry *>(list_nth(rels, m));
+			ReplaceWithRows(rte, m == k ? ChangedRowsSql(rte) : AllImagesSql(rte));
+		}
+		arms = lappend(arms, arm);
+	}
+	// Rows (any version) for which a nested subquery's result can change.
+	foreach (lc, nested) {
+		SublinkCollect c{NIL};
+		(void)CollectSublinksWalker(static_cast<Node *>(lfirst(lc)), &c);
+		ListCell *lc3;
+		foreach (lc3, c.sublinks) {
+			ListCell *lc4;
+			foreach (lc4, ProbeArms(static_cast<SubLink *>(lfirst(lc3)))) {
+				Query *arm = static_cast<Query *>(copyObject(body));
+				List *conj = list_copy(plain);
+				conj = lappend(conj, MakeExists(static_cast<Query *>(lfirst(lc4))));
+				arm->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(conj));
+				ListCell *lc2;
+				foreach (lc2, FromRelations(arm, NIL)) {
+					auto *rte = static_cast<RangeTblEntry *>(lfirst(lc2));
+					ReplaceWithRows(rte, AllImagesSql(rte));
+				}
+				arms = lappend(arms, arm);
+			}
+		}
+	}
+	return arms;
+}
+
+// Turns a base-table entry into a subquery over weighted SQL `sql`, keeping exactly its columns (the
+// weight dropped), so join column bookkeeping and every reference stay valid.
+void
+ReplaceWithRows(RangeTblEntry *rte, const char *sql) {
+	int n = list_length(rte->eref->colnames);
+	ReplaceWithWeighted(rte, psprintf("SELECT %s FROM (%s) o(%s\"__pgt_w\")", PositionalRefs("o", n), sql,
+	                                  PositionalNames(n)));
+	// ReplaceWithWeighted appended the weight's name: take it off again.
+	rte->alias->colnames = list_truncate(rte->alias->colnames, n);
+	rte->eref->colnames = list_truncate(rte->eref->colnames, n);
+}
+
+void OldStateInQuery(Query *q);
+
+bool
+OldStateWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query)) {
+		OldStateInQuery(reinterpret_cast<Query *>(node));
+		return false;
+	}
+	return expression_tree_walker(node, OldStateWalker, context);
+}
+
+// Every table the query reads, at any depth (subqueries in FROM and in expressions), replaced by its
+// old state: the query then computes its result as of the previous frontier.
+void
+OldStateInQuery(Query *q) {
+	ListCell *lc;
+	foreach (lc, q->rtable) {
+		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+		if (rte->rtekind == RTE_RELATION)
+			ReplaceWithRows(rte, OldRowsSql(rte));
+		else if (rte->rtekind == RTE_SUBQUERY)
+			OldStateInQuery(rte->subquery);
+	}
+	(void)query_tree_walker(q, OldStateWalker, nullptr, QTW_IGNORE_RANGE_TABLE | QTW_IGNORE_CTE_SUBQUERIES);
+}
+
+// The second bracket above: Q(L₀; S₁) − Q(L₀; S₀) over the probed rows.
+char *
+SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
+	List *sublinks = LevelSublinks(q);
+	List *arms = NIL;
+	ListCell *lc;
+	sublinks = list_concat(sublinks, LateralBodies(q));
+	foreach (lc, sublinks)
+		arms = list_concat(arms, ProbeArms(static_cast<SubLink *>(lfirst(lc))));
+	int n = list_length(inputs);
+	StringInfoData s;
+	initStringInfo(&s);
+	for (int k = 0; k < list_length(arms); k++) {
+		List *probe = list_make1(MakeExists(static_cast<Query *>(copyObject(list_nth(arms, k)))));
+		for (int m = 0; m < k; m++) {
+			Expr *e = reinterpret_cast<Expr *>(MakeExists(static_cast<Query *>(copyObject(list_nth(arms, m)))));
+			probe = lappend(probe, makeBoolExpr(NOT_EXPR, list_make1(e), -1));
+		}
+		for (int side = 0; side < 2; side++) {
+			Query *term = static_cast<Query *>(copyObject(q));
+			term->sortClause = NIL;
+			term->targetList = VisibleTargets(term->targetList);
+			Expr *weight = nullptr;
+			for (int j = 0; j < n; j++) {
+				Index rtindex = list_nth_int(inputs, j);
+				RangeTblEntry *rte = rt_fetch(rtindex, term->rtable);
+				ReplaceWithWeighted(rte, old_state[j]);
+				Expr *w = WeightVar(rtindex, rte);
+				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
+			}
+			List *quals = term->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(term->jointree->quals)) : NIL;
+			if (side == 1) {
+				// Subqueries over the old state (the probe itself stays on the change buffers).
+				(void)OldStateWalker(reinterpret_cast<Node *>(quals), nullptr);
+				(void)OldStateWalker(reinterpret_cast<Node *>(term->targetList), nullptr);
+				ListCell *rc;
+				foreach (rc, term->rtable) {
+					auto *rte = static_cast<RangeTblEntry *>(lfirst(rc));
+					if (rte->rtekind == RTE_SUBQUERY && rte->lateral)
+						OldStateInQuery(rte->subquery);
+				}
+			}
+			// An uncorrelated x IN (subquery) among the conditions is evaluated once, as a hashed
+			// subplan, rather than pulled up into a semi-join the planner may run again for every
+			// probed row (it underestimates how many the probe lets through).
+			ListCell *qc;
+			foreach (qc, quals) {
+				Node *c = static_cast<Node *>(lfirst(qc));
+				if (IsA(c, SubLink) && reinterpret_cast<SubLink *>(c)->subLinkType == ANY_SUBLINK &&
+				    !contain_vars_of_level(reinterpret_cast<SubLink *>(c)->subselect, 1)) {
+					BooleanTest *bt = makeNode(BooleanTest);
+					bt->arg = reinterpret_cast<Expr *>(c);
+					bt->booltesttype = IS_TRUE;
+					bt->location = -1;
+					lfirst(qc) = bt;
+				}
+			}
+			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
+			term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));
+			Expr *sign = Int8Const(side == 0 ? 1 : -1);
+			AppendTerm(&s, term, weight ? make_opclause(mul, INT8OID, false, weight, sign, InvalidOid, InvalidOid) : sign);
+		}
+	}
+	return s.data;
+}
+
+} // namespace pgtrickle::dvm_detail

@@ -1232,14 +1232,15 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 			out->unsupported = ctx.unsupported;
 			return;
 		}
-		if (NeedsKeyedRecompute(p)) {
-			// Over aggregates, DISTINCT or windows the old top-k would be recomputed from the old state
-			// of every table (several times a FULL refresh): the result is recomputed instead whenever a
-			// table it reads changed.
+		if (NeedsKeyedRecompute(p) || p->hasSubLinks) {
+			// Over aggregates, DISTINCT, windows or subqueries in expressions the old top-k would be
+			// recomputed from the old state of every table (several times a FULL refresh): the result is
+			// recomputed instead whenever a table it reads changed.
 			out->kind = static_cast<int>(DvmKind::Rescan);
 			out->input_sql = Deparse(q);
 			out->delta_sql = AnyChangeSql(RelationsRead(q));
-			out->strategy = pstrdup("top-k over aggregates, DISTINCT or windows: recomputed when a table it reads changes");
+			out->strategy = pstrdup("top-k over aggregates, DISTINCT, windows or subqueries: recomputed when a table it "
+			                        "reads changes");
 			out->tree = ctx.tree.data;
 			return;
 		}

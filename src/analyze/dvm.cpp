@@ -26,6 +26,8 @@ constexpr int kGroupParamBase = 987650000;
 
 // Set while building the variant of the delta for large change windows (see BuildDvmPlan).
 bool g_large_windows = false;
+// Set when a consistent-state join delta was written: only then does that variant differ.
+bool g_consistent_join_used = false;
 constexpr int kAggParamBase = 987660000;
 
 // ------------------------------------------------------------------------------------------------
@@ -748,7 +750,8 @@ KeyedStatesOf(RangeTblEntry *rte) {
 // old one), so no expression of the query is evaluated on a combination of rows that never coexisted
 // (the plain telescoping sum pairs new rows of one input with old rows of another).
 char *
-ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
+ConsistentJoinDelta(Query *q, List *inputs, Oid mul, char **old_state) {
+	g_consistent_join_used = true;
 	int n = list_length(inputs);
 	char **pos = static_cast<char **>(palloc(sizeof(char *) * n));
 	char **neg = static_cast<char **>(palloc(sizeof(char *) * n));
@@ -760,6 +763,7 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul) {
 		KeyedStates st = KeyedStatesOf(rt_fetch(list_nth_int(inputs, i), q->rtable));
 		before_ok[i] = st.before_ok;
 		before[i] = st.before;
+		old_state[i] = st.before;
 		pos[i] = st.pos;
 		neg[i] = st.neg;
 		kept[i] = st.kept;
@@ -903,9 +907,7 @@ DeltaOfQuery(Query *q) {
 	initStringInfo(&s);
 	char **old_state = static_cast<char **>(palloc(sizeof(char *) * (n + 1)));
 	if (keyed) {
-		appendStringInfoString(&s, ConsistentJoinDelta(q, inputs, mul));
-		for (int i = 0; i < n; i++)
-			old_state[i] = KeyedStatesOf(rt_fetch(list_nth_int(inputs, i), q->rtable)).before;
+		appendStringInfoString(&s, ConsistentJoinDelta(q, inputs, mul, old_state));
 	} else {
 		// Each input's delta and post-state, generated once.
 		char **delta = static_cast<char **>(palloc(sizeof(char *) * (n + 1)));
@@ -1616,8 +1618,9 @@ BuildDvmPlan(const std::string &query, bool catch_errors) {
 	auto build = [&]() {
 		pg::PgCall([&]() {
 			g_large_windows = false;
+			g_consistent_join_used = false;
 			BuildRawPlan(sql, &raw);
-			if (raw.unsupported == nullptr && raw.delta_sql != nullptr) {
+			if (raw.unsupported == nullptr && raw.delta_sql != nullptr && g_consistent_join_used) {
 				RawPlan raw_large{};
 				g_large_windows = true;
 				PG_TRY();

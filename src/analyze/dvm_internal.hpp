@@ -103,7 +103,8 @@ char *PositionalNames(int n);
 char *PositionalRefs(const char *alias, int n);
 void GuardMixedStateQuals(Query *term, Bitmapset *kept_rels);
 KeyedStates KeyedStatesOf(RangeTblEntry *rte);
-char *ConsistentJoinDelta(Query *q, List *inputs, Oid mul);
+// Also returns each input's old state (kept + deleted rows) in old_state[i].
+char *ConsistentJoinDelta(Query *q, List *inputs, Oid mul, char **old_state);
 bool IsDependentItem(RangeTblEntry *rte);
 List *DeltaInputs(Query *q);
 List *LateralBodies(Query *q);

@@ -131,10 +131,6 @@ ContainsSublink(Node *n) {
 	return c.sublinks != NIL;
 }
 
-// A subquery's body is "simple" when it reads base tables joined by inner joins, with WHERE and
-// optional aggregation, more subqueries only in its WHERE/ON conditions: then its probe finds the outer
-// rows a change can reach (ProbeArms). Any other body is probed coarsely (did any table it reads
-// change?), which is exact too but re-evaluates every outer row when it fires.
 // Base-table entries of a query's FROM, descending into subqueries in FROM (not into expressions), in
 // a fixed order.
 List *
@@ -150,37 +146,16 @@ FromRelations(Query *q, List *out) {
 	return out;
 }
 
-// A subquery in FROM a probe can look through: tables, inner joins, WHERE, projections.
+bool IsPlainSpj(Query *q);
+
+// FROM of tables, inner joins and plain subqueries (join, grouping and placeholder entries aside).
 bool
-IsPlainSpj(Query *q) {
-	if (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs || q->setOperations ||
-	    q->limitCount || q->limitOffset || q->hasTargetSRFs || q->hasSubLinks || q->cteList || q->rowMarks)
-		return false;
+FromIsPlain(Query *q) {
 	BuildCtx scratch = ScratchCtx();
 	if (!CheckJoinTree(&scratch, reinterpret_cast<Node *>(q->jointree)))
 		return false;
 	ListCell *lc;
 	foreach (lc, q->rtable) {
-		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
-		if (rte->rtekind == RTE_SUBQUERY ? !IsPlainSpj(rte->subquery)
-		                                 : rte->rtekind != RTE_RELATION && rte->rtekind != RTE_JOIN && rte->rtekind != RTE_RESULT)
-			return false;
-	}
-	return true;
-}
-
-bool
-BodyIsSimple(Query *body) {
-	if (body->setOperations || body->cteList || body->hasWindowFuncs || body->hasTargetSRFs || body->limitCount ||
-	    body->limitOffset || body->groupingSets || body->hasDistinctOn || body->rowMarks)
-		return false;
-	if (ContainsSublink(reinterpret_cast<Node *>(body->targetList)) || ContainsSublink(body->havingQual))
-		return false;
-	BuildCtx scratch = ScratchCtx();
-	if (!CheckJoinTree(&scratch, reinterpret_cast<Node *>(body->jointree)))
-		return false;
-	ListCell *lc;
-	foreach (lc, body->rtable) {
 		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
 		if (rte->rtekind == RTE_JOIN || rte->rtekind == RTE_GROUP || rte->rtekind == RTE_RESULT)
 			continue;
@@ -190,6 +165,28 @@ BodyIsSimple(Query *body) {
 	return true;
 }
 
+// A subquery in FROM a probe can look through: tables, inner joins, WHERE, projections.
+bool
+IsPlainSpj(Query *q) {
+	if (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs || q->setOperations ||
+	    q->limitCount || q->limitOffset || q->hasTargetSRFs || q->hasSubLinks || q->cteList || q->rowMarks)
+		return false;
+	return FromIsPlain(q);
+}
+
+// A subquery's body is "simple" when it reads base tables joined by inner joins, with WHERE and
+// optional aggregation, more subqueries only in its WHERE/ON conditions: then its probe finds the outer
+// rows a change can reach (ProbeArms). Any other body is probed coarsely (did any table it reads
+// change?), which is exact too but re-evaluates every outer row when it fires.
+bool
+BodyIsSimple(Query *body) {
+	if (body->setOperations || body->cteList || body->hasWindowFuncs || body->hasTargetSRFs || body->limitCount ||
+	    body->limitOffset || body->groupingSets || body->hasDistinctOn || body->rowMarks)
+		return false;
+	if (ContainsSublink(reinterpret_cast<Node *>(body->targetList)) || ContainsSublink(body->havingQual))
+		return false;
+	return FromIsPlain(body);
+}
 
 void CheckRelationsIn(Query *q, RelCheckCtx *c);
 

@@ -117,6 +117,7 @@ def part1(conn, seconds, rounds, client_counts, workloads=("insert", "update"), 
         with open(scripts[name], "w") as f:
             f.write(body)
     results = {}
+    by_round = {}  # (workload, clients, round) -> {mode: TPS}: the modes of one round ran back to back
     for workload in workloads:
         for clients in client_counts:
             for rnd in range(rounds):
@@ -126,6 +127,7 @@ def part1(conn, seconds, rounds, client_counts, workloads=("insert", "update"), 
                     tps, lat, n = pgbench(scripts[workload], clients, seconds)
                     buf = buffer_rows(conn) if mode != "plain" else 0
                     results.setdefault((workload, clients, mode), []).append(tps)
+                    by_round.setdefault((workload, clients, rnd), {})[mode] = tps
                     print(f"   {workload:6} clients={clients} round={rnd + 1} {mode:7}: {tps:9.1f} TPS, "
                           f"latency {lat * 1000:7.1f} us, {n} statements, buffer rows at end {buf}", flush=True)
     print()
@@ -149,6 +151,20 @@ def part1(conn, seconds, rounds, client_counts, workloads=("insert", "update"), 
             print(f"| {label} | {clients} | {pb:.0f} ({pm:.0f}) | " + " | ".join(cells) + " |")
     print("   (best = the round with the highest TPS, the least disturbed by anything else on the machine; mean = over "
           "rounds; kept = TPS / plain TPS; overhead = mode - plain us/stmt at the best rounds, us/stmt = clients / TPS)")
+    # The machine's speed drifts over minutes (shared hosts); the modes of one round ran within a minute
+    # of each other, so the ratio within each round is the steadier figure.
+    print()
+    print("| statement | clients | " + " | ".join(f"{m} kept: median of per-round ratios (min-max)"
+                                                   for m in tracked_modes) + " |")
+    print("|---|--:|" + "--:|" * len(tracked_modes))
+    for workload in workloads:
+        for clients in client_counts:
+            label = "INSERT 1 row" if workload == "insert" else "UPDATE 1 row"
+            cells = []
+            for m in tracked_modes:
+                ratios = [r[m] / r["plain"] for (w, c, _), r in by_round.items() if w == workload and c == clients]
+                cells.append(f"{100 * statistics.median(ratios):.1f} % ({100 * min(ratios):.0f}-{100 * max(ratios):.0f} %)")
+            print(f"| {label} | {clients} | " + " | ".join(cells) + " |")
 
 
 def part2(conn, reps, modes=("plain", "tracked")):

@@ -15,7 +15,7 @@ int scheduler_interval_ms = 1000;
 int max_consecutive_errors = 3;
 int history_retention_days = 7;
 int default_schedule_seconds = 1;
-int cdc_mode = kCdcTrigger;
+int cdc_mode = kCdcAuto;
 int wal_transition_timeout = 300;
 int slot_lag_warning_threshold_mb = 100;
 int slot_lag_critical_threshold_mb = 1024;
@@ -57,7 +57,7 @@ Register() {
 	                         "trigger: capture triggers only; auto and wal: the scheduler moves a source to WAL "
 	                         "decoding after its stream tables' first refresh (when wal_level = logical), and "
 	                         "back to triggers if anything goes wrong.",
-	                         &cdc_mode, kCdcTrigger, kCdcModeOptions, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	                         &cdc_mode, kCdcAuto, kCdcModeOptions, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("pg_trickle.wal_transition_timeout",
 	                        "Seconds a source may stay TRANSITIONING before it returns to trigger capture.", nullptr,
 	                        &wal_transition_timeout, 300, 1, 86400, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);

@@ -16,6 +16,7 @@
 #include "scheduler/scheduler.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "utils/lsyscache.h"
 }
@@ -327,6 +328,10 @@ DropStreamTable(FunctionCallInfo fcinfo) {
 void
 RefreshStreamTableFn(FunctionCallInfo fcinfo) {
 	std::string name = RequireText(fcinfo, 0, "name");
+	if (pg::PgCall([]() { return RecoveryInProgress(); }))
+		throw UserError(sqlstate::kReadOnlySqlTransaction, "cannot refresh stream table \"" + name + "\" on a standby",
+		                "A standby receives stream tables from its primary, which refreshes them.",
+		                "Refresh on the primary.");
 	pg::SpiSession spi;
 	catalog::StreamTable st = catalog::GetStreamTableByName(spi, name);
 	refresh::RefreshStreamTable(spi, st, refresh::InitiatedBy::Manual);

@@ -558,6 +558,7 @@ AdvanceTransitions(pg::SpiSession &spi) {
 	pg::SpiRows rows = spi.Query(
 	    "SELECT ct.source_relid, ct.cdc_mode, "
 	    "pg_catalog.bool_or(COALESCE(st.requested_cdc_mode, $1) = 'trigger'), pg_catalog.bool_and(st.is_populated), "
+	    "pg_catalog.bool_or(COALESCE(st.requested_cdc_mode, $1) = 'wal'), "
 	    "pg_catalog.bool_and(d.source_type = 'TABLE') AND c.relkind = 'r' AND NOT c.relispartition "
 	    "AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = ct.source_relid) "
 	    "FROM pgtrickle.pgt_change_tracking ct "
@@ -582,10 +583,34 @@ AdvanceTransitions(pg::SpiSession &spi) {
 	}
 	std::vector<std::pair<Oid, std::string>> created;
 	std::vector<std::pair<Oid, std::string>> failed;
+	// Creating a logical slot waits until every transaction that holds a transaction id when it starts
+	// has ended. A long transaction (or a prepared one) would hold the scheduler for as long, so slots
+	// are created only when no other writing transaction is older than a second; otherwise later.
+	std::optional<bool> writers_quiet;
+	auto quiet = [&]() {
+		if (!writers_quiet)
+			writers_quiet = spi.Query("SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_xid "
+			                          "IS NOT NULL AND pid <> pg_catalog.pg_backend_pid() AND xact_start < "
+			                          "pg_catalog.clock_timestamp() - interval '1 second') AND NOT EXISTS "
+			                          "(SELECT 1 FROM pg_catalog.pg_prepared_xacts)")
+			                    .Bool(0, 0);
+		return *writers_quiet;
+	};
+	// Free replication slots; a source only 'auto' asks for leaves the last one free (for a standby,
+	// a backup, another consumer) and moves silently when there is room.
+	int64 free_slots = spi.Query("SELECT pg_catalog.current_setting('max_replication_slots')::pg_catalog.int8 - "
+	                             "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots)")
+	                       .Int64(0, 0);
 	for (size_t i = 0; i < rows.Count(); i++) {
 		Oid relid = static_cast<Oid>(rows.Int64(i, 0));
-		if (rows.Text(i, 1) != "TRIGGER" || rows.Bool(i, 2) || !rows.Bool(i, 3) || !rows.Bool(i, 4) || !wal_ok)
+		if (rows.Text(i, 1) != "TRIGGER" || rows.Bool(i, 2) || !rows.Bool(i, 3) || !rows.Bool(i, 5) || !wal_ok)
 			continue;
+		bool explicit_wal = rows.Bool(i, 4);
+		if (!explicit_wal && free_slots <= 1)
+			continue;
+		if (!quiet())
+			break;
+		free_slots--;
 		std::string slot = SlotName(relid);
 		pg::AsRole as_owner(pg::ExtensionOwner(spi));
 		auto error = TrySlotWork([&]() {
@@ -625,7 +650,7 @@ AdvanceTransitions(pg::SpiSession &spi) {
 		const std::string &mode = rows.Text(i, 1);
 		if (mode == "TRIGGER")
 			continue;
-		bool wants_trigger = rows.Bool(i, 2) || !rows.Bool(i, 4);
+		bool wants_trigger = rows.Bool(i, 2) || !rows.Bool(i, 5);
 		auto t = ReadTracking(spi, relid, "FOR NO KEY UPDATE");
 		if (!t || t->mode != mode)
 			continue;

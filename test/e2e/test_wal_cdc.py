@@ -141,6 +141,7 @@ def test_refresh_after_own_write_is_refused(db):
 def test_trigger_mode_and_auto(db):
     c = db.conn
     setup_src(c, 10)
+    c.execute("SET pg_trickle.cdc_mode = 'trigger'")
     create_st(c, "st", Q, refresh_mode="DIFFERENTIAL")  # follows pg_trickle.cdc_mode = trigger
     advance(c)
     assert mode_of(c) == "TRIGGER" and slots(c) == []

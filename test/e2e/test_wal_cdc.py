@@ -615,3 +615,58 @@ def test_wal_level_replica(cluster_factory):
         c.close()
     finally:
         cl.stop()
+
+
+def test_slot_waits_for_long_writers(db):
+    """Creating a slot waits for every writing transaction to end: with one open for more than a
+    second, the transition is postponed (the scheduler is not held), and taken once it has ended."""
+    c = db.conn
+    setup_src(c, 20)
+    c.execute("CREATE TABLE other (x int)")
+    create_st(c, "st", Q, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    writer = db.connect()
+    writer.execute("BEGIN")
+    writer.execute("INSERT INTO other VALUES (1)")  # holds a transaction id
+    time.sleep(1.3)
+    started = time.monotonic()
+    assert advance(c) == []
+    assert time.monotonic() - started < 5
+    assert mode_of(c) == "TRIGGER" and slots(c) == []
+    writer.execute("COMMIT")
+    writer.close()
+    until_mode(c, "WAL")
+    c.execute("INSERT INTO src VALUES (100, 1, 'after')")
+    refresh(c, "st")
+    assert_st_matches_query(c, "st", Q)
+
+
+def test_auto_leaves_the_last_free_slot(cluster_factory):
+    cl = cluster_factory.new("walslots", "max_replication_slots = 3")
+    c = cl.connect()
+    try:
+        c.execute("CREATE EXTENSION pg_trickle")
+        c.execute("SELECT pg_create_physical_replication_slot('someone_else')")
+        for t in ("a", "b"):
+            c.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, v int)")
+            c.execute(f"INSERT INTO {t} SELECT g, g FROM generate_series(1, 10) g")
+            create_st(c, f"st_{t}", f"SELECT id, v FROM {t}", refresh_mode="DIFFERENTIAL")  # cdc_mode: auto
+        for _ in range(4):
+            advance(c)
+        modes = {t: mode_of(c, t) for t in ("a", "b")}
+        # Three slots: one taken by someone else, one by the first source; auto leaves the last one.
+        assert sorted(modes.values()) == ["TRIGGER", "WAL"], modes
+        trigger_source = next(t for t, m in modes.items() if m == "TRIGGER")
+        # Asked for explicitly, the last slot is taken.
+        c.execute(f"SELECT pgtrickle.alter_stream_table('st_{trigger_source}', cdc_mode => 'wal')")
+        until_mode(c, "WAL", source=trigger_source)
+        for t in ("a", "b"):
+            c.execute(f"UPDATE {t} SET v = v + 1 WHERE id % 2 = 0")
+            refresh(c, f"st_{t}")
+            assert_st_matches_query(c, f"st_{t}", f"SELECT id, v FROM {t}")
+        for t in ("a", "b"):
+            drop_st(c, f"st_{t}")
+        assert [r[0] for r in c.execute("SELECT slot_name FROM pg_replication_slots ORDER BY 1").fetchall()] == \
+            ["someone_else"]
+    finally:
+        c.close()
+        cl.stop()

@@ -8,6 +8,8 @@ Modes over the same table t (100,000 rows, primary key + one secondary index):
   plain    no stream table over t (no capture triggers)
   tracked  a DIFFERENTIAL stream table over t: SELECT * FROM t WHERE k % 10 = 0
            (four statement-level capture triggers on t, one change buffer)
+  stmt     as tracked, with pg_trickle.direct_capture = off: the triggers write the buffer through an
+           INSERT ... SELECT statement instead of directly (the way capture worked before)
   wal      the same stream table with cdc_mode => 'wal', moved to WAL capture before the run
            (pgtrickle.advance_cdc_transitions()): no triggers, REPLICA IDENTITY FULL on t, a logical
            replication slot retaining WAL; changes are decoded into the buffer by the refresh, which
@@ -20,9 +22,10 @@ and grows during the run (nothing refreshes or trims during a run). Modes altern
 flipping every round.
 
 Part 2: one 100,000-row INSERT ... SELECT, UPDATE and DELETE per repetition, timed on the client
-(autocommit). Between repetitions, in both modes: the tracked stream table is refreshed (which trims
-the buffer; tracked mode only), t (and the buffer) are vacuumed and a CHECKPOINT is taken, so every
-repetition starts with an empty buffer and a vacuumed table.
+(autocommit). Every repetition runs each mode on a freshly created and loaded table (modes alternate,
+the order flipping every repetition); after the statements, the stream table is refreshed (its time
+printed, not part of the statements'). Ratios are taken within each repetition (the modes ran
+back to back) and their median reported, as in part 1.
 """
 import argparse
 import os
@@ -64,7 +67,8 @@ def fresh(conn, mode):
     conn.execute("CREATE INDEX t_k ON t (k)")
     conn.execute(f"INSERT INTO t (k, v, note) SELECT g % 1000, g, 'row ' || g FROM generate_series(1, {BASE_ROWS}) g")
     conn.execute("VACUUM ANALYZE t")
-    if mode in ("tracked", "wal"):
+    conn.execute("SET pg_trickle.direct_capture = " + ("off" if mode == "stmt" else "on"))
+    if mode in ("tracked", "stmt", "wal"):
         conn.execute("SELECT pgtrickle.create_stream_table('st', %s, refresh_mode => 'DIFFERENTIAL', cdc_mode => %s)",
                      (ST_QUERY, "wal" if mode == "wal" else "trigger"))
         conn.execute("VACUUM ANALYZE st")
@@ -92,10 +96,11 @@ def buffer_rows(conn):
     return conn.execute(f'SELECT count(*) FROM pgtrickle_changes."{b}"').fetchone()[0]
 
 
-def pgbench(script_path, clients, seconds):
+def pgbench(script_path, clients, seconds, mode):
+    env = dict(os.environ, PGOPTIONS="-c pg_trickle.direct_capture=" + ("off" if mode == "stmt" else "on"))
     cmd = [f"{PGBIN}/pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
            "-f", script_path, "-h", HOST, "-p", PORT, "-U", "postgres", DB]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"pgbench failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     out = proc.stdout
@@ -124,7 +129,7 @@ def part1(conn, seconds, rounds, client_counts, workloads=("insert", "update"), 
                 order = list(modes) if rnd % 2 == 0 else list(reversed(modes))
                 for mode in order:
                     fresh(conn, mode)
-                    tps, lat, n = pgbench(scripts[workload], clients, seconds)
+                    tps, lat, n = pgbench(scripts[workload], clients, seconds, mode)
                     buf = buffer_rows(conn) if mode != "plain" else 0
                     results.setdefault((workload, clients, mode), []).append(tps)
                     by_round.setdefault((workload, clients, rnd), {})[mode] = tps
@@ -168,26 +173,29 @@ def part1(conn, seconds, rounds, client_counts, workloads=("insert", "update"), 
 
 
 def part2(conn, reps, modes=("plain", "tracked")):
-    print(f"\n== Part 2: {BULK_ROWS:,}-row statements (client time, autocommit, median of {reps})")
-    print("   between repetitions: refresh (tracked and wal; trims the buffer, wal: decodes first), VACUUM t and "
-          "buffer, CHECKPOINT")
+    print(f"\n== Part 2: {BULK_ROWS:,}-row statements (client time, autocommit, {reps} repetition(s), each mode on a "
+          "fresh table per repetition)")
+    print("   after the statements: refresh (not timed with them; wal: decodes first)")
     times = {}
-    for mode in modes:
-        fresh(conn, mode)
-        for rep in range(reps):
+    by_rep = {}  # (op, rep) -> {mode: seconds}
+    for rep in range(reps):
+        order = list(modes) if rep % 2 == 0 else list(reversed(modes))
+        for mode in order:
+            fresh(conn, mode)
             row = []
-            for op, sql in (
+            for op, stmt in (
                 ("INSERT", f"INSERT INTO t (k, v, note) SELECT g % 1000, g, 'bulk ' || g "
                            f"FROM generate_series(1, {BULK_ROWS}) g"),
                 ("UPDATE", f"UPDATE t SET v = v + 1 WHERE id > {BASE_ROWS}"),
                 ("DELETE", f"DELETE FROM t WHERE id > {BASE_ROWS}"),
             ):
                 t0 = time.perf_counter()
-                cur = conn.execute(sql)
+                cur = conn.execute(stmt)
                 dt = time.perf_counter() - t0
                 if cur.rowcount != BULK_ROWS:
                     print(f"   warning: {op} affected {cur.rowcount} rows, expected {BULK_ROWS}")
                 times.setdefault((op, mode), []).append(dt)
+                by_rep.setdefault((op, rep), {})[mode] = dt
                 row.append(f"{op} {dt * 1000:7.1f} ms")
             extra = ""
             if mode != "plain":
@@ -200,14 +208,13 @@ def part2(conn, reps, modes=("plain", "tracked")):
                                    ).fetchone()[0]
                 times.setdefault(("refresh", mode), []).append(rdt)
                 extra = f"; buffer {buf} rows before the refresh, refresh ({act}) {rdt * 1000:.0f} ms"
-                conn.execute(f'VACUUM pgtrickle_changes."{buffer_name(conn)}"')
-            conn.execute("VACUUM t")
-            conn.execute("CHECKPOINT")
             print(f"   {mode:7} rep {rep + 1}: " + ", ".join(row) + extra, flush=True)
+    conn.execute("RESET pg_trickle.direct_capture")
     print()
     tracked_modes = [m for m in modes if m != "plain"]
     print("| statement (100,000 rows) | plain ms median (min-max) | " + " | ".join(
-        f"{m} ms median (min-max) | {m} / plain (medians)" for m in tracked_modes) + " |")
+        f"{m} ms median (min-max) | {m} / plain: median of per-repetition ratios (min-max)" for m in tracked_modes)
+        + " |")
     print("|---|--:|" + "--:|--:|" * len(tracked_modes))
     for op in ("INSERT", "UPDATE", "DELETE"):
         p = times[(op, "plain")]
@@ -216,7 +223,9 @@ def part2(conn, reps, modes=("plain", "tracked")):
         for m in tracked_modes:
             t = times[(op, m)]
             tm = statistics.median(t)
-            cells.append(f"{tm * 1000:.1f} ({min(t) * 1000:.1f}-{max(t) * 1000:.1f}) | {tm / pm:.2f}x")
+            ratios = [r[m] / r["plain"] for (o, _), r in by_rep.items() if o == op]
+            cells.append(f"{tm * 1000:.1f} ({min(t) * 1000:.1f}-{max(t) * 1000:.1f}) | "
+                         f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})")
         print(f"| {op} | {pm * 1000:.1f} ({min(p) * 1000:.1f}-{max(p) * 1000:.1f}) | " + " | ".join(cells) + " |")
     for m in tracked_modes:
         r = times[("refresh", m)]
@@ -233,12 +242,13 @@ def main():
     ap.add_argument("--workloads", default="insert,update")
     ap.add_argument("--skip-pgbench", action="store_true")
     ap.add_argument("--skip-bulk", action="store_true")
-    ap.add_argument("--modes", default="plain,tracked,wal", help="plain and any of tracked (triggers), wal")
+    ap.add_argument("--modes", default="plain,tracked,wal",
+                    help="plain and any of tracked (triggers), stmt (triggers through a statement), wal")
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     modes = tuple(m for m in args.modes.split(",") if m)
-    if modes[0] != "plain" or not set(modes) <= {"plain", "tracked", "wal"}:
-        sys.exit("--modes: plain first, then tracked and/or wal")
+    if modes[0] != "plain" or not set(modes) <= {"plain", "tracked", "stmt", "wal"}:
+        sys.exit("--modes: plain first, then any of tracked, stmt, wal")
     with connect() as conn:
         if not args.skip_pgbench:
             part1(conn, args.seconds, args.rounds, clients, tuple(args.workloads.split(",")), modes)

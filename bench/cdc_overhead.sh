@@ -5,7 +5,7 @@
 # temporary cluster that is stopped and deleted on exit.
 #
 #   bash bench/cdc_overhead.sh [--seconds N] [--rounds N] [--reps N] [--clients 1,2]
-#                              [--workloads insert,update] [--modes plain,tracked,wal] [--skip-pgbench] [--skip-bulk]
+#                              [--workloads insert,update] [--modes plain,tracked,stmt,wal] [--skip-pgbench] [--skip-bulk]
 #
 # Defaults: 15 s per pgbench run, 3 rounds per cell (about 11 minutes in all), 5 bulk repetitions.
 # Environment (see bench/lib.sh): PGT_BENCH_REV, PGT_BENCH_WAIT_IDLE, PGT_BENCH_KEEP.

@@ -19,6 +19,7 @@ int cdc_mode = kCdcAuto;
 int wal_transition_timeout = 300;
 int slot_lag_warning_threshold_mb = 100;
 int slot_lag_critical_threshold_mb = 1024;
+bool direct_capture = true;
 
 namespace {
 const struct config_enum_entry kCdcModeOptions[] = {
@@ -35,6 +36,11 @@ Register() {
 	                         "stream table is refreshed FULL instead (0 = never).",
 	                         nullptr, &differential_max_change_ratio, 0.15, 0.0, 1.0, PGC_USERSET, 0, nullptr, nullptr,
 	                         nullptr);
+	DefineCustomBoolVariable("pg_trickle.direct_capture",
+	                         "Whether capture triggers write change buffers directly (heap multi-insert) rather "
+	                         "than through an INSERT ... SELECT statement.",
+	                         "Both write the same rows; the statement is slower. For comparison and diagnosis.",
+	                         &direct_capture, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("pg_trickle.enabled", "Whether the background scheduler refreshes stream tables.",
 	                         "Change capture continues while it is off.", &scheduler_enabled, true, PGC_SIGHUP, 0,
 	                         nullptr, nullptr, nullptr);

@@ -16,6 +16,7 @@ extern int cdc_mode; // CdcMode
 extern int wal_transition_timeout;
 extern int slot_lag_warning_threshold_mb;
 extern int slot_lag_critical_threshold_mb;
+extern bool direct_capture; // capture triggers write buffers without an SQL statement
 
 void Register();
 

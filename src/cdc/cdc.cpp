@@ -3,11 +3,18 @@
 #include "catalog/catalog.hpp"
 #include "core/errors.hpp"
 #include "core/sql_text.hpp"
+#include "guc.hpp"
 #include "pg/security.hpp"
 
 extern "C" {
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/transam.h"
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "utils/lsyscache.h"
 #include "utils/inval.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
@@ -277,7 +284,16 @@ struct CapturePlans {
 	Oid owner = InvalidOid;
 	bool valid = false;
 	bool untracked = false;
+	// The direct path (rows written into the buffer without an SQL statement): for each buffer
+	// attribute, where its value comes from (kFrom* or a 0-based attribute of the captured relation).
+	std::string buffer_name;
+	Oid buffer_relid = InvalidOid;
+	bool direct_checked = false;
+	bool direct = false;
+	std::vector<int> from;
 };
+
+constexpr int kFromNull = -1, kFromXid = -2, kFromOp = -3, kFromCid = -4;
 
 std::unordered_map<Oid, CapturePlans> &
 PlanCache() {
@@ -297,6 +313,10 @@ InvalidateCapturePlans(Datum, Oid relid) {
 	auto it = cache.find(relid);
 	if (it != cache.end())
 		it->second.valid = false;
+	// A change to a buffer (columns added or retyped along with its source) invalidates its map.
+	for (auto &entry : cache)
+		if (entry.second.buffer_relid == relid)
+			entry.second.valid = false;
 }
 
 SPIPlanPtr
@@ -334,6 +354,10 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 		return plans;
 	FreePlans(plans);
 	plans.untracked = false;
+	plans.direct_checked = false;
+	plans.direct = false;
+	plans.buffer_relid = InvalidOid;
+	plans.from.clear();
 
 	// The tracking row is the relation's own, or (for a partition) its partitioned root's.
 	// Right after pg_restore (before the catalog is re-linked) OIDs are stale: match by name then.
@@ -362,6 +386,7 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 		return plans;
 	}
 	std::string buf = QuoteQualified("pgtrickle_changes", header.Text(0, 0));
+	plans.buffer_name = header.Text(0, 0);
 	plans.owner = static_cast<Oid>(header.Int64(0, 1));
 	std::vector<std::string> target{"\"__pgt_xid\"", "\"__pgt_op\"", "\"__pgt_cid\""};
 	std::vector<std::string> from_old;
@@ -383,6 +408,147 @@ GetPlans(pg::SpiSession &spi, Oid relid) {
 	plans.sql[kTruncate] = "INSERT INTO " + buf + " (\"__pgt_xid\", \"__pgt_op\", \"__pgt_cid\") VALUES ($1, 'T', $2)";
 	plans.valid = true;
 	return plans;
+}
+
+// Maps the buffer's attributes to the captured relation's by name, as the INSERT ... SELECT does. A
+// column the relation no longer has is NULL. The direct path is used only when every mapped column
+// has exactly the buffer's type (else the statement, which would coerce, is used).
+void
+CheckDirect(CapturePlans &plans, Relation source) {
+	plans.direct_checked = true;
+	plans.direct = false;
+	plans.from.clear();
+	std::string name = plans.buffer_name;
+	pg::PgCall([&]() {
+		Oid nsp = get_namespace_oid("pgtrickle_changes", true);
+		Oid relid = OidIsValid(nsp) ? get_relname_relid(name.c_str(), nsp) : InvalidOid;
+		if (!OidIsValid(relid))
+			return;
+		Relation buf = table_open(relid, AccessShareLock);
+		TupleDesc bd = RelationGetDescr(buf);
+		TupleDesc sd = RelationGetDescr(source);
+		bool ok = true;
+		for (int i = 0; i < bd->natts && ok; i++) {
+			Form_pg_attribute b = TupleDescAttr(bd, i);
+			int from = kFromNull;
+			if (b->attisdropped)
+				from = kFromNull;
+			else if (strcmp(NameStr(b->attname), "__pgt_xid") == 0)
+				from = kFromXid;
+			else if (strcmp(NameStr(b->attname), "__pgt_op") == 0)
+				from = kFromOp;
+			else if (strcmp(NameStr(b->attname), "__pgt_cid") == 0)
+				from = kFromCid;
+			else {
+				for (int j = 0; j < sd->natts; j++) {
+					Form_pg_attribute a = TupleDescAttr(sd, j);
+					if (!a->attisdropped && strcmp(NameStr(a->attname), NameStr(b->attname)) == 0) {
+						if (a->atttypid != b->atttypid || (b->atttypmod != -1 && a->atttypmod != b->atttypmod))
+							ok = false;
+						from = j;
+						break;
+					}
+				}
+			}
+			plans.from.push_back(from);
+		}
+		table_close(buf, NoLock);
+		if (ok) {
+			plans.buffer_relid = relid;
+			plans.direct = true;
+		}
+	});
+	if (!plans.direct)
+		plans.from.clear();
+}
+
+// Writes the transition rows into the buffer as the INSERT ... SELECT would (old rows as 'D' first,
+// then new rows as 'I'), without planning or executing a statement: heap multi-insert in batches,
+// then the buffer's index entries.
+void
+DirectInsert(const CapturePlans &plans, TriggerData *td, CaptureOp op, Datum xid, int64 cid) {
+	pg::PgCall([&]() {
+		Relation buf = table_open(plans.buffer_relid, RowExclusiveLock);
+		ResultRelInfo *rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(rri, buf, 1, nullptr, 0);
+		ExecOpenIndices(rri, false);
+		EState *estate = CreateExecutorState();
+		CommandId mycid = GetCurrentCommandId(true);
+		TupleDesc bd = RelationGetDescr(buf);
+		TupleTableSlot *in = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
+		constexpr int kBatch = 1000;
+		TupleTableSlot *slots[kBatch];
+		int nslots = 0, used = 0;
+		BulkInsertState bistate = nullptr;
+		auto flush = [&]() {
+			if (used == 0)
+				return;
+			MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+			table_multi_insert(buf, slots, used, mycid, 0, bistate);
+			MemoryContextSwitchTo(old);
+			for (int i = 0; i < used; i++) {
+				if (rri->ri_NumIndices > 0)
+					list_free(ExecInsertIndexTuples(rri, slots[i], estate, false, false, nullptr, NIL, false));
+				ExecClearTuple(slots[i]);
+			}
+			ResetPerTupleExprContext(estate);
+			used = 0;
+		};
+		auto copy = [&](Tuplestorestate *rows, char opchar) {
+			int ptr = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
+			tuplestore_select_read_pointer(rows, ptr);
+			tuplestore_rescan(rows);
+			if (bistate == nullptr && tuplestore_tuple_count(rows) > 100)
+				bistate = GetBulkInsertState();
+			while (tuplestore_gettupleslot(rows, true, false, in)) {
+				slot_getallattrs(in);
+				if (used == nslots)
+					slots[nslots++] = table_slot_create(buf, nullptr);
+				TupleTableSlot *s = slots[used++];
+				ExecClearTuple(s);
+				for (int i = 0; i < bd->natts; i++) {
+					int from = plans.from[i];
+					s->tts_isnull[i] = false;
+					switch (from) {
+					case kFromNull:
+						s->tts_values[i] = (Datum)0;
+						s->tts_isnull[i] = true;
+						break;
+					case kFromXid:
+						s->tts_values[i] = xid;
+						break;
+					case kFromOp:
+						s->tts_values[i] = CharGetDatum(opchar);
+						break;
+					case kFromCid:
+						s->tts_values[i] = Int64GetDatum(cid);
+						break;
+					default:
+						s->tts_values[i] = in->tts_values[from];
+						s->tts_isnull[i] = in->tts_isnull[from];
+					}
+				}
+				ExecStoreVirtualTuple(s);
+				ExecMaterializeSlot(s); // its values pointed into the transition tuple
+				if (used == kBatch)
+					flush();
+			}
+			tuplestore_select_read_pointer(rows, 0);
+		};
+		if (op == kUpdate || op == kDelete)
+			copy(td->tg_oldtable, 'D');
+		if (op == kUpdate || op == kInsert)
+			copy(td->tg_newtable, 'I');
+		flush();
+		if (bistate)
+			FreeBulkInsertState(bistate);
+		for (int i = 0; i < nslots; i++)
+			ExecDropSingleTupleTableSlot(slots[i]);
+		ExecDropSingleTupleTableSlot(in);
+		ExecCloseIndices(rri);
+		FreeExecutorState(estate);
+		table_close(buf, NoLock);
+	});
 }
 
 Datum
@@ -428,6 +594,17 @@ CaptureImpl(FunctionCallInfo fcinfo) {
 	CapturePlans &plans = GetPlans(spi, relid);
 	if (plans.untracked)
 		return PointerGetDatum(nullptr);
+	if (op != kTruncate && guc::direct_capture) {
+		if (!plans.direct_checked)
+			CheckDirect(plans, td->tg_relation);
+		if (plans.direct) {
+			// The command id lets a refresh in this same transaction tell which of its rows it has consumed.
+			Datum xid = pg::PgCall([]() { return FullTransactionIdGetDatum(GetTopFullTransactionId()); });
+			int64 cid = pg::PgCall([]() { return static_cast<int64>(GetCurrentCommandId(false)); });
+			DirectInsert(plans, td, op, xid, cid);
+			return PointerGetDatum(nullptr);
+		}
+	}
 	if (!plans.plans[op])
 		plans.plans[op] = PrepareKept(plans.sql[op]);
 	SPIPlanPtr plan = plans.plans[op];

@@ -228,15 +228,18 @@ DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid) {
 		return;
 	Oid owner = pg::ExtensionOwner(spi);
 	pg::AsRole as_owner(owner);
-	// The source may already be gone (dropped with CASCADE); then its triggers went with it.
+	// The source may already be gone (dropped with CASCADE); then its triggers went with it. A source
+	// captured from the WAL has none: only existing triggers are dropped (no NOTICE for the others).
 	pg::SpiRows rel = spi.Query(
-	    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
-	    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	    "WHERE c.oid = $1 OR (c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1)) AND c.relkind IN ('r', 'p'))",
-	    pg::SqlParams().Oid(source_relid));
+	    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
+	    "pg_catalog.quote_ident(g.tgname) FROM pg_catalog.pg_class c "
+	    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_trigger g ON g.tgrelid = c.oid "
+	    "WHERE (c.oid = $1 OR (c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1)) AND c.relkind IN ('r', 'p'))) "
+	    "AND g.tgname::text = ANY ($2::pg_catalog.text[]) ORDER BY 1, 2",
+	    pg::SqlParams().Oid(source_relid).TextArray(std::vector<std::string>(std::begin(kTriggerNames),
+	                                                                             std::end(kTriggerNames))));
 	for (size_t i = 0; i < rel.Count(); i++)
-		for (const char *t : kTriggerNames)
-			spi.Exec(std::string("DROP TRIGGER IF EXISTS ") + t + " ON " + rel.Text(i, 0));
+		spi.Exec("DROP TRIGGER " + rel.Text(i, 1) + " ON " + rel.Text(i, 0));
 	spi.Exec("DROP TABLE IF EXISTS " + BufferQualified(source_relid));
 }
 

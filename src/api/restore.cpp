@@ -55,6 +55,9 @@ RestoreStreamTables(pg::SpiSession &spi) {
 			spi.Exec("DROP TRIGGER " + trig.Text(i, 0) + " ON " + trig.Text(i, 1));
 	}
 	spi.Exec("DELETE FROM pgtrickle.pgt_change_tracking");
+	// Capture restarts on triggers (replication slots are not dumped; the scheduler may move sources
+	// to the WAL again): the mode mirrored in the dependencies says so.
+	spi.Exec("UPDATE pgtrickle.pgt_dependencies SET cdc_mode = 'TRIGGER' WHERE cdc_mode IN ('WAL', 'TRANSITIONING')");
 	pg::SpiRows sources = spi.Query(
 	    "SELECT DISTINCT d.source_relid, d.source_schema, d.source_name, c.relkind::text, "
 	    "EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = d.source_relid) "

@@ -94,3 +94,50 @@ def test_restore_relinked_by_scheduler(cluster_factory):
     assert_st_matches_query(conn, "og", Q_GROUP)
     assert_st_matches_query(conn, "top", Q_TOP)
     conn.close()
+
+
+def test_restore_of_a_wal_captured_source(db, cluster):
+    """A source captured from the WAL has no triggers and a slot that pg_dump does not carry: the
+    restored database captures it with triggers again, and every stream table is exact."""
+    c = db.conn
+    _setup(c)
+    c.execute("SELECT pgtrickle.alter_stream_table('joined', cdc_mode => 'wal')")
+    refresh(c, "joined")
+    for _ in range(40):
+        c.execute("SELECT pgtrickle.advance_cdc_transitions()")
+        if c.execute("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = 'dim'::regclass"
+                     ).fetchone()[0] == "WAL":
+            break
+        time.sleep(0.05)
+    assert c.execute("SELECT cdc_mode FROM pgtrickle.pgt_dependencies WHERE source_relid = 'dim'::regclass"
+                     ).fetchone()[0] == "WAL"
+    c.execute("UPDATE dim SET label = label || '*' WHERE g = 1")  # in the WAL only
+    dst = db.name + "_w"
+    _dump_restore(cluster, db.name, dst)
+    conn = cluster.connect(dst)
+    try:
+        assert conn.execute("SELECT pgtrickle.restore_stream_tables()").fetchone()[0] == 3
+        assert conn.execute("SELECT DISTINCT cdc_mode FROM pgtrickle.pgt_dependencies WHERE source_type = 'TABLE'"
+                            ).fetchall() == [("TRIGGER",)]
+        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'dim'::regclass "
+                            "AND tgname LIKE 'pgt\\_capture\\_%'").fetchone()[0] == 4
+        conn.execute("UPDATE dim SET label = label || '+' WHERE g = 2")
+        conn.execute("UPDATE o SET v = v + 100 WHERE id % 3 = 0")
+        for st in ("og", "top", "joined"):
+            refresh(conn, st)
+        assert_st_matches_query(conn, "og", Q_GROUP)
+        assert_st_matches_query(conn, "top", Q_TOP)
+        assert_st_matches_query(conn, "joined", Q_JOIN)
+        conn.execute("SET pg_trickle.differential_max_change_ratio = 0")  # dim has 4 rows: 1 change is 25 %
+        conn.execute("UPDATE dim SET label = 'again' WHERE g = 3")
+        refresh(conn, "joined")
+        assert conn.execute("SELECT action FROM pgtrickle.get_refresh_history('joined', 1)").fetchone()[0] == \
+            "DIFFERENTIAL"
+        assert_st_matches_query(conn, "joined", Q_JOIN)
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+                            ).fetchone()[0] == 0
+    finally:
+        conn.close()
+        with cluster.connect() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dst}" WITH (FORCE)')
+    c.execute("SELECT pgtrickle.drop_stream_table('joined')")

@@ -187,6 +187,14 @@ Change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rel, Reorder
 		break;
 	case REORDER_BUFFER_CHANGE_UPDATE:
 	case REORDER_BUFFER_CHANGE_DELETE:
+		// The relation as of this change (historic catalog): under any other replica identity the old
+		// row carries at most the key columns (the others read as NULL), which must not reach the buffer.
+		if (rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			                errmsg("decoded %s on \"%s\" under REPLICA IDENTITY other than FULL",
+			                       change->action == REORDER_BUFFER_CHANGE_UPDATE ? "UPDATE" : "DELETE",
+			                       RelationGetRelationName(rel)),
+			                errdetail("WAL capture needs REPLICA IDENTITY FULL on the source table; it was changed.")));
 		if (!oldtuple)
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			                errmsg("decoded %s on \"%s\" carries no old row", change->action == REORDER_BUFFER_CHANGE_UPDATE ? "UPDATE" : "DELETE",

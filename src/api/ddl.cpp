@@ -129,6 +129,8 @@ OnDdlEnd(FunctionCallInfo fcinfo) {
 		Oid root = static_cast<Oid>(cmds.Int64(i, 1));
 		pg::SpiRows kind = spi.Query("SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
 		                             pg::SqlParams().Oid(root));
+		if (kind.Count() && kind.Text(0, 0) == "p")
+			cdc::ReturnForPartitionChange(spi, root); // WAL capture knows no partition changes
 		bool rows_moved = kind.Count() && kind.Text(0, 0) == "p" &&
 		                  (cdc::EnsurePartitionTriggers(spi, root) | cdc::DropOrphanCaptureTriggers(spi));
 		if (relid != root && !rows_moved)

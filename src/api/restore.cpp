@@ -45,14 +45,16 @@ RestoreStreamTables(pg::SpiSession &spi) {
 	// 2. Capture: drop what the dump brought back (buffers keyed by old OIDs, triggers), then rebuild.
 	{
 		pg::AsRole as_owner(pg::ExtensionOwner(spi));
-		pg::SpiRows bufs = spi.Query("SELECT pg_catalog.quote_ident(relname) FROM pg_catalog.pg_class "
-		                             "WHERE relnamespace = 'pgtrickle_changes'::pg_catalog.regnamespace AND relkind = 'r'");
-		for (size_t i = 0; i < bufs.Count(); i++)
-			spi.Exec("DROP TABLE pgtrickle_changes." + bufs.Text(i, 0));
+		// Triggers (their tables) first, then buffers: a writer locks its table, then (its capture
+		// trigger) the buffer; taking them in the same order cannot deadlock with it.
 		pg::SpiRows trig = spi.Query("SELECT pg_catalog.quote_ident(tgname), tgrelid::pg_catalog.regclass::text "
 		                             "FROM pg_catalog.pg_trigger WHERE tgname LIKE 'pgt\\_capture\\_%' AND NOT tgisinternal");
 		for (size_t i = 0; i < trig.Count(); i++)
 			spi.Exec("DROP TRIGGER " + trig.Text(i, 0) + " ON " + trig.Text(i, 1));
+		pg::SpiRows bufs = spi.Query("SELECT pg_catalog.quote_ident(relname) FROM pg_catalog.pg_class "
+		                             "WHERE relnamespace = 'pgtrickle_changes'::pg_catalog.regnamespace AND relkind = 'r'");
+		for (size_t i = 0; i < bufs.Count(); i++)
+			spi.Exec("DROP TABLE pgtrickle_changes." + bufs.Text(i, 0));
 	}
 	spi.Exec("DELETE FROM pgtrickle.pgt_change_tracking");
 	// Capture restarts on triggers (replication slots are not dumped; the scheduler may move sources

@@ -64,6 +64,9 @@ bool CdcWorkPossible(pg::SpiSession &spi);
 // Drops the slot of `source_relid` (if any) and restores its replica identity; called before its
 // tracking row goes.
 void ReleaseWalCapture(pg::SpiSession &spi, Oid source_relid);
+// A partitioned source in WAL or TRANSITIONING mode whose partitions changed (created, attached,
+// detached): back to triggers on every partition; from WAL its readers are reinitialised.
+void ReturnForPartitionChange(pg::SpiSession &spi, Oid root);
 // Validates a cdc_mode parameter value: returns auto|trigger|wal.
 std::string ParseCdcMode(const std::string &text);
 // Installs the hook that drops this database's capture slots on DROP EXTENSION pg_trickle.

@@ -2,6 +2,8 @@
 // fallback (see README.md, "WAL capture"). The output plugin itself is wal_decoder.cpp.
 #include "cdc/cdc.hpp"
 
+#include "api/ddl.hpp"
+
 #include "core/errors.hpp"
 #include "core/sql_text.hpp"
 #include "guc.hpp"
@@ -223,34 +225,86 @@ ReplicaIdentity(pg::SpiSession &spi, Oid relid) {
 	return r.Text(0, 0);
 }
 
+// The tables holding a source's rows: the source itself, or for a partitioned table every leaf
+// partition below it (a partitioned table has no storage: the WAL names the leaves). (oid, quoted name)
+std::vector<std::pair<Oid, std::string>>
+StorageTables(pg::SpiSession &spi, Oid relid) {
+	pg::SpiRows r = spi.Query(
+	    "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+	    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	    "WHERE c.relkind = 'r' AND (c.oid = $1 OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1))) "
+	    "ORDER BY 1",
+	    pg::SqlParams().Oid(relid));
+	std::vector<std::pair<Oid, std::string>> out;
+	for (size_t i = 0; i < r.Count(); i++)
+		out.emplace_back(static_cast<Oid>(r.Int64(i, 0)), r.Text(i, 1));
+	return out;
+}
+
+bool
+IsPartitioned(pg::SpiSession &spi, Oid relid) {
+	pg::SpiRows r = spi.Query("SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = $1", pg::SqlParams().Oid(relid));
+	return r.Count() > 0 && r.Bool(0, 0);
+}
+
+// replica_identity_before: for a plain table its identity (d, n, f, i:<index>); for a partitioned one
+// a line "<oid> <identity>" per leaf partition.
 void
-RestoreReplicaIdentity(pg::SpiSession &spi, const Tracking &t) {
-	if (!t.replica_identity_before || *t.replica_identity_before == "f")
+RestoreOneIdentity(pg::SpiSession &spi, Oid relid, const std::string &ri) {
+	if (ri == "f" || ri.empty())
 		return;
-	const std::string &ri = *t.replica_identity_before;
 	std::string clause = ri == "n" ? "NOTHING" : ri.rfind("i:", 0) == 0 ? "USING INDEX " + ri.substr(2) : "DEFAULT";
 	auto error = TrySlotWork([&]() {
-		if (spi.Query("SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1", pg::SqlParams().Oid(t.relid)).Count() > 0)
-			spi.Exec("ALTER TABLE " + t.qualified + " REPLICA IDENTITY " + clause);
+		pg::SpiRows name = spi.Query("SELECT $1::pg_catalog.regclass::text FROM pg_catalog.pg_class WHERE oid = $1",
+		                             pg::SqlParams().Oid(relid));
+		if (name.Count() > 0)
+			spi.Exec("ALTER TABLE " + name.Text(0, 0) + " REPLICA IDENTITY " + clause);
 	});
 	(void)error; // the table may be going away; its replica identity then does not matter
+}
+
+void
+RestoreReplicaIdentity(pg::SpiSession &spi, const Tracking &t) {
+	if (!t.replica_identity_before)
+		return;
+	const std::string &ri = *t.replica_identity_before;
+	if (ri.find(' ') == std::string::npos) {
+		RestoreOneIdentity(spi, t.relid, ri);
+		return;
+	}
+	size_t pos = 0;
+	while (pos < ri.size()) {
+		size_t end = ri.find('\n', pos);
+		std::string line = ri.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+		size_t sp = line.find(' ');
+		if (sp != std::string::npos)
+			RestoreOneIdentity(spi, static_cast<Oid>(std::stoul(line.substr(0, sp))), line.substr(sp + 1));
+		if (end == std::string::npos)
+			break;
+		pos = end + 1;
+	}
 }
 
 // Refuses to decode for a transaction that itself wrote the source: its own changes are visible to
 // it but cannot be decoded before it commits.
 void
 CheckNoOwnWrites(pg::SpiSession &spi, const Tracking &t) {
-	(void)spi;
 	// The pending table statistics hold this transaction's (and its live subtransactions') row counts in
 	// their `trans` chain; the rest of the entry may still hold earlier transactions' unflushed counts.
-	Oid relid = t.relid;
+	// A partitioned source's rows are written to its leaves.
+	std::vector<Oid> relids{t.relid};
+	if (IsPartitioned(spi, t.relid))
+		for (const auto &leaf : StorageTables(spi, t.relid))
+			relids.push_back(leaf.first);
 	bool wrote = pg::PgCall([&]() {
-		PgStat_EntryRef *ref = pgstat_fetch_pending_entry(PGSTAT_KIND_RELATION, MyDatabaseId, relid);
-		if (!ref || !ref->pending)
-			return false;
-		for (PgStat_TableXactStatus *x = static_cast<PgStat_TableStatus *>(ref->pending)->trans; x; x = x->upper)
-			if (x->tuples_inserted + x->tuples_updated + x->tuples_deleted > 0 || x->truncdropped)
-				return true;
+		for (Oid relid : relids) {
+			PgStat_EntryRef *ref = pgstat_fetch_pending_entry(PGSTAT_KIND_RELATION, MyDatabaseId, relid);
+			if (!ref || !ref->pending)
+				continue;
+			for (PgStat_TableXactStatus *x = static_cast<PgStat_TableStatus *>(ref->pending)->trans; x; x = x->upper)
+				if (x->tuples_inserted + x->tuples_updated + x->tuples_deleted > 0 || x->truncdropped)
+					return true;
+		}
 		return false;
 	});
 	if (wrote)
@@ -344,9 +398,12 @@ ReturnToTriggers(pg::SpiSession &spi, const Tracking &t, const std::string &reas
 	bool reinit = false;
 	{
 		pg::AsRole as_owner(pg::ExtensionOwner(spi));
+		api::InternalDdlScope own_ddl;
 		if (t.mode == "WAL") {
 			// Writers wait for this lock; the ones that finished before are below the decoding position.
 			InstallTriggers(spi, t.qualified);
+			if (IsPartitioned(spi, t.relid))
+				(void)EnsurePartitionTriggers(spi, t.relid); // every partition, as trigger capture needs
 			bool decoded = false;
 			if (lossless) {
 				Tracking current = t;
@@ -389,10 +446,29 @@ void
 HandOver(pg::SpiSession &spi, const Tracking &t) {
 	if (auto problem = SlotProblem(spi, *t.slot))
 		throw std::runtime_error(*problem);
-	std::string before = ReplicaIdentity(spi, t.relid);
 	pg::AsRole as_owner(pg::ExtensionOwner(spi));
-	if (before != "f")
-		spi.Exec("ALTER TABLE " + t.qualified + " REPLICA IDENTITY FULL");
+	api::InternalDdlScope own_ddl; // replica identity, triggers: not a user's partition change
+	std::string before;
+	if (IsPartitioned(spi, t.relid)) {
+		// Every leaf logs whole old rows; the triggers go from the root and every partition.
+		for (const auto &[oid, name] : StorageTables(spi, t.relid)) {
+			std::string ri = ReplicaIdentity(spi, oid);
+			before += (before.empty() ? "" : "\n") + std::to_string(oid) + " " + ri;
+			if (ri != "f")
+				spi.Exec("ALTER TABLE " + name + " REPLICA IDENTITY FULL");
+		}
+		pg::SpiRows parts = spi.Query("SELECT relid::pg_catalog.regclass::text FROM pg_catalog.pg_partition_tree($1) "
+		                              "WHERE relid <> $1",
+		                              pg::SqlParams().Oid(t.relid));
+		for (size_t i = 0; i < parts.Count(); i++)
+			DropTriggers(spi, parts.Text(i, 0));
+		if (before.find(' ') == std::string::npos)
+			before = "0 d"; // no leaf yet: keep the tree format
+	} else {
+		before = ReplicaIdentity(spi, t.relid);
+		if (before != "f")
+			spi.Exec("ALTER TABLE " + t.qualified + " REPLICA IDENTITY FULL");
+	}
 	DropTriggers(spi, t.qualified);
 	std::string handover = FlushedInsertLsn();
 	// Catch the decoder up past the triggers' last change (it never needs what lies before).
@@ -420,6 +496,21 @@ WithLockTimeout(const char *timeout, F &&fn) {
 }
 
 } // namespace
+
+void
+ReturnForPartitionChange(pg::SpiSession &spi, Oid root) {
+	auto t = ReadTracking(spi, root, "FOR NO KEY UPDATE");
+	if (!t || t->mode == "TRIGGER")
+		return;
+	// WAL: the partitions' rows may have moved (attach, detach) without any change in the WAL, so the
+	// readers are recomputed; TRANSITIONING: the triggers still capture everything.
+	ReturnToTriggers(spi, *t, "partitions of the source changed", false, t->mode == "TRANSITIONING", nullptr);
+	if (t->mode == "WAL") {
+		spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET needs_reinit = true WHERE pgt_id IN "
+		         "(SELECT pgt_id FROM pgtrickle.pgt_dependencies WHERE source_relid = $1)",
+		         pg::SqlParams().Oid(root));
+	}
+}
 
 std::string
 SlotName(Oid source_relid) {
@@ -559,7 +650,7 @@ AdvanceTransitions(pg::SpiSession &spi) {
 	    "SELECT ct.source_relid, ct.cdc_mode, "
 	    "pg_catalog.bool_or(COALESCE(st.requested_cdc_mode, $1) = 'trigger'), pg_catalog.bool_and(st.is_populated), "
 	    "pg_catalog.bool_or(COALESCE(st.requested_cdc_mode, $1) = 'wal'), "
-	    "pg_catalog.bool_and(d.source_type = 'TABLE') AND c.relkind = 'r' AND NOT c.relispartition "
+	    "pg_catalog.bool_and(d.source_type = 'TABLE') AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
 	    "AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = ct.source_relid) "
 	    "FROM pgtrickle.pgt_change_tracking ct "
 	    "JOIN pgtrickle.pgt_dependencies d ON d.source_relid = ct.source_relid "

@@ -5,7 +5,8 @@
 // longjmps straight through them to the decoding function's PG_CATCH.
 //
 // Options (all required):
-//   relid    the source table (decimal OID): changes of other relations are skipped
+//   relid    the source table (decimal OID): changes of other relations are skipped, except of
+//            partitions below it (mapped to its columns by name)
 //   attnums  comma-separated attribute numbers, in the order of the buffer's captured columns
 //            (0 = the column no longer exists: NULL)
 //   after    an LSN ("X/X"): transactions whose commit record starts at or before it are skipped
@@ -22,6 +23,7 @@ extern "C" {
 #include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/transam.h"
+#include "catalog/partition.h"
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
 #include "utils/lsyscache.h"
@@ -31,12 +33,22 @@ extern "C" {
 
 namespace {
 
+// A partition of a partitioned source: its attribute numbers for the captured columns (by name).
+struct LeafMap {
+	Oid relid;
+	bool captured; // a partition below the source
+	AttrNumber *attnums;
+};
+
 struct DecoderState {
 	Oid relid;
 	XLogRecPtr after;
 	int natts;
 	AttrNumber *attnums;
 	MemoryContext cxt; // reset per row
+	MemoryContext leaf_cxt;
+	LeafMap *leaves;
+	int nleaves, leaves_cap;
 };
 
 XLogRecPtr
@@ -52,6 +64,7 @@ void
 Startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init) {
 	auto *state = static_cast<DecoderState *>(palloc0(sizeof(DecoderState)));
 	state->cxt = AllocSetContextCreate(ctx->context, "pg_trickle decoder row", ALLOCSET_DEFAULT_SIZES);
+	state->leaf_cxt = ctx->context;
 	bool have_relid = false;
 	bool have_after = false;
 	bool have_attnums = false;
@@ -131,15 +144,15 @@ AppendHeader(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, char op) {
 // TOASTed values it left unchanged; they are taken from `fill_from` (the old tuple, complete under
 // REPLICA IDENTITY FULL).
 void
-WriteRow(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rel, char op, HeapTuple tuple,
-         HeapTuple fill_from) {
+WriteRow(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rel, const AttrNumber *attnums, char op,
+         HeapTuple tuple, HeapTuple fill_from) {
 	auto *state = static_cast<DecoderState *>(ctx->output_plugin_private);
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old = MemoryContextSwitchTo(state->cxt);
 	OutputPluginPrepareWrite(ctx, true);
 	AppendHeader(ctx, txn, op);
 	for (int i = 0; i < state->natts; i++) {
-		AttrNumber attnum = state->attnums[i];
+		AttrNumber attnum = attnums[i];
 		appendStringInfoChar(ctx->out, ',');
 		if (attnum <= 0 || attnum > desc->natts || TupleDescAttr(desc, attnum - 1)->attisdropped) {
 			appendStringInfoString(ctx->out, "NULL");
@@ -173,17 +186,54 @@ WriteRow(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rel, char 
 	MemoryContextReset(state->cxt);
 }
 
+// The captured columns' attribute numbers in `rel`, or nullptr when `rel` is neither the source nor
+// a partition below it. Partitions are looked up (catalog as of the change) once per decoding call.
+const AttrNumber *
+CapturedAttnums(DecoderState *state, Relation rel) {
+	Oid relid = RelationGetRelid(rel);
+	if (relid == state->relid)
+		return state->attnums;
+	if (!rel->rd_rel->relispartition)
+		return nullptr;
+	for (int i = 0; i < state->nleaves; i++)
+		if (state->leaves[i].relid == relid)
+			return state->leaves[i].captured ? state->leaves[i].attnums : nullptr;
+	MemoryContext old = MemoryContextSwitchTo(state->leaf_cxt);
+	if (state->nleaves == state->leaves_cap) {
+		int cap = state->leaves_cap ? state->leaves_cap * 2 : 8;
+		state->leaves = static_cast<LeafMap *>(state->leaves ? repalloc(state->leaves, sizeof(LeafMap) * cap)
+		                                                     : palloc(sizeof(LeafMap) * cap));
+		state->leaves_cap = cap;
+	}
+	LeafMap *m = &state->leaves[state->nleaves++];
+	m->relid = relid;
+	m->captured = list_member_oid(get_partition_ancestors(relid), state->relid);
+	m->attnums = static_cast<AttrNumber *>(palloc0(sizeof(AttrNumber) * (state->natts + 1)));
+	if (m->captured) {
+		for (int i = 0; i < state->natts; i++) {
+			char *name = state->attnums[i] > 0 ? get_attname(state->relid, state->attnums[i], true) : nullptr;
+			AttrNumber a = name ? get_attnum(relid, name) : InvalidAttrNumber;
+			m->attnums[i] = a == InvalidAttrNumber ? 0 : a;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	return m->captured ? m->attnums : nullptr;
+}
+
 void
 Change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rel, ReorderBufferChange *change) {
 	auto *state = static_cast<DecoderState *>(ctx->output_plugin_private);
-	if (RelationGetRelid(rel) != state->relid || txn->final_lsn <= state->after)
+	if (txn->final_lsn <= state->after)
+		return;
+	const AttrNumber *attnums = CapturedAttnums(state, rel);
+	if (!attnums)
 		return;
 	HeapTuple oldtuple = change->data.tp.oldtuple;
 	HeapTuple newtuple = change->data.tp.newtuple;
 	switch (change->action) {
 	case REORDER_BUFFER_CHANGE_INSERT:
 		if (newtuple)
-			WriteRow(ctx, txn, rel, 'I', newtuple, nullptr);
+			WriteRow(ctx, txn, rel, attnums, 'I', newtuple, nullptr);
 		break;
 	case REORDER_BUFFER_CHANGE_UPDATE:
 	case REORDER_BUFFER_CHANGE_DELETE:
@@ -200,9 +250,9 @@ Change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rel, Reorder
 			                errmsg("decoded %s on \"%s\" carries no old row", change->action == REORDER_BUFFER_CHANGE_UPDATE ? "UPDATE" : "DELETE",
 			                       RelationGetRelationName(rel)),
 			                errdetail("WAL capture needs REPLICA IDENTITY FULL on the source table.")));
-		WriteRow(ctx, txn, rel, 'D', oldtuple, nullptr);
+		WriteRow(ctx, txn, rel, attnums, 'D', oldtuple, nullptr);
 		if (change->action == REORDER_BUFFER_CHANGE_UPDATE && newtuple)
-			WriteRow(ctx, txn, rel, 'I', newtuple, oldtuple);
+			WriteRow(ctx, txn, rel, attnums, 'I', newtuple, oldtuple);
 		break;
 	default:
 		break;
@@ -216,7 +266,7 @@ Truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, int nrelations, Rel
 	if (txn->final_lsn <= state->after)
 		return;
 	for (int i = 0; i < nrelations; i++) {
-		if (RelationGetRelid(relations[i]) != state->relid)
+		if (!CapturedAttnums(state, relations[i]))
 			continue;
 		OutputPluginPrepareWrite(ctx, true);
 		AppendHeader(ctx, txn, 'T');

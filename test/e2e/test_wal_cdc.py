@@ -677,3 +677,93 @@ def test_auto_leaves_the_last_free_slot(cluster_factory):
     finally:
         c.close()
         cl.stop()
+
+
+QP = "SELECT id, k, v FROM ps"
+QP_AGG = "SELECT k, count(*) AS n, string_agg(v, ',' ORDER BY id) AS vs FROM ps GROUP BY k"
+LEAVES = ("p0", "p1", "p2a", "p2b")
+
+
+def partition_triggers(c):
+    return c.execute("SELECT count(*) FROM pg_trigger g JOIN pg_partition_tree('ps') t ON t.relid = g.tgrelid "
+                     "WHERE g.tgname LIKE 'pgt\\_capture\\_%%'").fetchone()[0]
+
+
+def replica_identities(c):
+    return dict(c.execute("SELECT c.relname::text, c.relreplident::text FROM pg_partition_tree('ps') t "
+                          "JOIN pg_class c ON c.oid = t.relid WHERE c.relkind = 'r' ORDER BY 1").fetchall())
+
+
+def assert_partitioned_exact(c):
+    for name, q in (("stp", QP), ("stp_agg", QP_AGG)):
+        refresh(c, name)
+        assert_st_matches_query(c, name, q)
+
+
+def test_partitioned_source_under_wal_capture(db):
+    """A partitioned source moves to WAL capture like a plain table: the leaves get REPLICA IDENTITY
+    FULL, every partition loses its triggers, changes written through the root or through any
+    partition (also a sub-partitioned one, with columns in another order) are decoded into the root's
+    buffer. Partition DDL sends it back to triggers and recomputes its readers; it moves again."""
+    c = db.conn
+    c.execute("CREATE TABLE ps (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY LIST (k)")
+    c.execute("CREATE TABLE p0 PARTITION OF ps FOR VALUES IN (0)")
+    c.execute("CREATE TABLE p1 (v text, k int NOT NULL, id int NOT NULL)")
+    c.execute("ALTER TABLE ps ATTACH PARTITION p1 FOR VALUES IN (1)")
+    c.execute("CREATE TABLE p2 PARTITION OF ps FOR VALUES IN (2) PARTITION BY RANGE (id)")
+    c.execute("CREATE TABLE p2a PARTITION OF p2 FOR VALUES FROM (MINVALUE) TO (500)")
+    c.execute("CREATE TABLE p2b PARTITION OF p2 FOR VALUES FROM (500) TO (MAXVALUE)")
+    c.execute("ALTER TABLE p1 REPLICA IDENTITY NOTHING")  # restored when capture returns to triggers
+    c.execute("INSERT INTO ps SELECT g, g % 3, 'v' || g FROM generate_series(1, 900) g")
+    create_st(c, "stp", QP, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    create_st(c, "stp_agg", QP_AGG, refresh_mode="DIFFERENTIAL", cdc_mode="wal")
+    until_mode(c, "WAL", source="ps")
+    assert partition_triggers(c) == 0 and capture_triggers(c, "ps") == 0
+    assert replica_identities(c) == {leaf: "f" for leaf in LEAVES}
+    before = sum(buffer_rows(c, "ps").values())
+    c.execute("INSERT INTO ps SELECT g, g % 3, 'new' || g FROM generate_series(901, 1000) g")
+    c.execute("UPDATE ps SET v = v || '*' WHERE id % 7 = 0")
+    c.execute("UPDATE p1 SET v = v || '#' WHERE id % 5 = 0")  # through a partition
+    c.execute("UPDATE p2b SET v = 'b' WHERE id % 11 = 0")  # through a sub-partition
+    c.execute("UPDATE ps SET k = (k + 1) % 3 WHERE id % 13 = 0")  # rows move between partitions
+    c.execute("UPDATE ps SET id = id + 1000 WHERE id BETWEEN 400 AND 420 AND k = 2")  # p2a -> p2b
+    c.execute("DELETE FROM p0 WHERE id % 4 = 0")
+    assert sum(buffer_rows(c, "ps").values()) == before  # all in the WAL
+    assert_partitioned_exact(c)
+    assert mode_of(c, "ps") == "WAL"
+    # A refresh in a transaction that wrote a partition is refused, as for a plain table.
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        with c.transaction():
+            c.execute("INSERT INTO p2a VALUES (3, 2, 'own write')")
+            refresh(c, "stp")
+    # A partition attached with rows (no change in the WAL): back to triggers, readers recomputed.
+    c.execute("CREATE TABLE p3 (id int NOT NULL, k int NOT NULL, v text)")
+    c.execute("INSERT INTO p3 SELECT g, 3, 'p3 ' || g FROM generate_series(1, 50) g")
+    c.execute("ALTER TABLE ps ATTACH PARTITION p3 FOR VALUES IN (3)")
+    assert mode_of(c, "ps") == "TRIGGER" and partition_triggers(c) == 7 * 4  # ps, p0-p3, p2a, p2b
+    assert replica_identities(c)["p1"] == "n"
+    assert_partitioned_exact(c)
+    until_mode(c, "WAL", source="ps")
+    assert partition_triggers(c) == 0
+    c.execute("UPDATE p3 SET v = v || '!' WHERE id % 2 = 0")
+    c.execute("INSERT INTO ps VALUES (2000, 3, 'into p3')")
+    assert_partitioned_exact(c)
+    # Detached with its rows: the same.
+    c.execute("ALTER TABLE ps DETACH PARTITION p0")
+    assert mode_of(c, "ps") == "TRIGGER"
+    assert_partitioned_exact(c)
+    until_mode(c, "WAL", source="ps")
+    c.execute("TRUNCATE p1")  # decoded as a marker: the readers recompute
+    c.execute("INSERT INTO ps VALUES (3000, 1, 'after truncate')")
+    assert_partitioned_exact(c)
+    # Asked back to triggers: lossless, every partition captured again.
+    c.execute("DELETE FROM ps WHERE id % 3 = 0")
+    c.execute("SELECT pgtrickle.alter_stream_table('stp', cdc_mode => 'trigger')")
+    until_mode(c, "TRIGGER", source="ps")
+    assert partition_triggers(c) == 6 * 4 and capture_triggers(c, "ps") == 4  # p0 detached
+    c.execute("INSERT INTO p2b VALUES (4000, 2, 'trigger again')")
+    assert_partitioned_exact(c)
+    drop_st(c, "stp")
+    drop_st(c, "stp_agg")
+    assert slots(c) == [] and leftovers(c) == {}
+    assert partition_triggers(c) == 0

@@ -201,3 +201,10 @@ def expect_error(conn, statement, sqlstate, params=None):
     assert ei.value.diag.sqlstate == sqlstate, (
         f"{statement!r}: expected SQLSTATE {sqlstate}, got {ei.value.diag.sqlstate}: {ei.value}")
     return ei.value
+
+
+def capture_mode(conn, source="src"):
+    """The capture mode of a source (TRIGGER, TRANSITIONING, WAL), None when it is not captured."""
+    row = conn.execute("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = %s::regclass",
+                       (source,)).fetchone()
+    return row[0] if row else None

@@ -11,16 +11,10 @@ import time
 import pytest
 
 from conftest import PgCluster, free_port
-from pgt_helpers import assert_st_matches_query, create_st, sqlstate_of, st_vs_query
+from pgt_helpers import assert_st_matches_query, capture_mode as mode_of, create_st, sqlstate_of, st_vs_query
 
 Q = "SELECT id, v, note FROM src"
 Q_AGG = "SELECT v % 5 AS k, count(*) AS n, sum(v) AS s FROM src GROUP BY 1"
-
-
-def mode_of(conn, source="src"):
-    row = conn.execute("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = %s::regclass",
-                       (source,)).fetchone()
-    return row[0] if row else None
 
 
 def wait_for(what, fn, timeout=60):

@@ -13,17 +13,11 @@ import psycopg
 import pytest
 
 from pgt_helpers import (assert_buffer_replays_to_source, assert_st_differs_from_query, assert_st_matches_query,
-                         buffer_rows, create_st, drop_st, leftovers, refresh)
+                         buffer_rows, capture_mode as mode_of, create_st, drop_st, leftovers, refresh)
 
 Q = "SELECT id, v, note FROM src"
 Q_AGG = "SELECT v % 5 AS k, count(*) AS n, sum(v) AS s FROM src GROUP BY 1"
 Q_JOIN = "SELECT s.id, s.v, d.label FROM src s JOIN dim d ON d.k = s.v % 3"
-
-
-def mode_of(conn, source="src"):
-    row = conn.execute("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = %s::regclass",
-                       (source,)).fetchone()
-    return row[0] if row else None
 
 
 def advance(conn):

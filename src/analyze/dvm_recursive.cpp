@@ -204,9 +204,16 @@ CheckRecursiveShape(BuildCtx *ctx, Query *q) {
 	// The outer query: SELECT <every column of r, in order> FROM r.
 	const char *outer_why = "WITH RECURSIVE is maintained differentially only as SELECT <all columns of the recursive "
 	                        "query, in order> FROM <it>; here the outer query %s";
-	if (q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs || q->groupingSets ||
-	    q->limitCount || q->limitOffset || q->hasTargetSRFs || q->hasSubLinks || q->setOperations) {
-		Unsupported(ctx, outer_why, "aggregates, groups, filters with subqueries, sorts with limits or combines rows");
+	const char *outer_what = q->hasAggs || q->groupClause || q->havingQual || q->groupingSets ? "aggregates"
+	                         : q->distinctClause                                           ? "applies DISTINCT"
+	                         : q->hasWindowFuncs                                           ? "has window functions"
+	                         : q->limitCount || q->limitOffset                             ? "has LIMIT/OFFSET"
+	                         : q->hasTargetSRFs                                            ? "has set-returning functions"
+	                         : q->hasSubLinks                                              ? "has subqueries in expressions"
+	                         : q->setOperations                                            ? "is a set operation"
+	                                                                                       : nullptr;
+	if (outer_what) {
+		Unsupported(ctx, outer_why, outer_what);
 		return nullptr;
 	}
 	if (list_length(q->jointree->fromlist) != 1 || !IsA(linitial(q->jointree->fromlist), RangeTblRef)) {

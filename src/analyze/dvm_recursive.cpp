@@ -138,7 +138,8 @@ CheckRecLevel(BuildCtx *ctx, Query *leaf, int depth, bool is_step, const char *c
 			Unsupported(ctx, "table %s read by a recursive query has no primary key (or unique index over NOT NULL "
 			                 "columns) or has a column without equality; such tables are not maintained differentially "
 			                 "inside WITH RECURSIVE yet",
-			            quote_identifier(get_rel_name(rte->relid)));
+			            psprintf("%s.%s", quote_identifier(get_namespace_name(get_rel_namespace(rte->relid))),
+			                     quote_identifier(get_rel_name(rte->relid))));
 			return nullptr;
 		}
 		lv->inputs = lappend_int(lv->inputs, lfirst_int(lc));

@@ -1071,6 +1071,7 @@ struct RawPlan {
 	char *input_sql;
 	char *delta_sql;
 	bool reads_storage; // delta_sql reads the storage table (kStoragePlaceholder)
+	List *storage_index_columns; // char*
 	const char *unsupported;
 	char *tree;
 	char *strategy;
@@ -1137,7 +1138,8 @@ BuildRecursivePlan(Query *q, BuildCtx *ctx, RawPlan *out) {
 		return;
 	}
 	bool set = false;
-	char *delta = RecursiveDelta(ctx, q, out->visible_names, &set);
+	List *index_columns = NIL;
+	char *delta = RecursiveDelta(ctx, q, out->visible_names, &set, &index_columns);
 	if (delta == nullptr) {
 		out->unsupported = ctx->unsupported ? ctx->unsupported : "this WITH RECURSIVE query is not maintained differentially";
 		return;
@@ -1146,6 +1148,7 @@ BuildRecursivePlan(Query *q, BuildCtx *ctx, RawPlan *out) {
 	out->input_sql = Deparse(q);
 	out->delta_sql = delta;
 	out->reads_storage = true;
+	out->storage_index_columns = index_columns;
 	out->strategy = pstrdup(set ? "recursive query (UNION): rows that lost a derivation deleted unless rederived, "
 	                              "rows gained inserted; the old result is read from the storage table"
 	                            : "recursive query (UNION ALL): derivations lost and gained counted through the "
@@ -1615,6 +1618,7 @@ ConvertRaw(const RawPlan &raw) {
 	plan.input_sql = raw.input_sql;
 	plan.delta_sql = raw.delta_sql;
 	plan.reads_storage = raw.reads_storage;
+	plan.storage_index_columns = ToStrings(raw.storage_index_columns);
 	plan.operator_tree = raw.tree ? raw.tree : "";
 	plan.strategy = raw.strategy ? raw.strategy : "";
 	if (plan.kind == DvmKind::Grouped) {

@@ -163,7 +163,7 @@ bool SetopNeedsRewrite(Node *n);
 char *SetopText(Query *q, Node *n, SetOperationStmt *top);
 char *RewriteSetops(Query *q);
 char *BasePostWeighted(RangeTblEntry *rte);
-char *RecursiveDelta(BuildCtx *ctx, Query *q, List *visible_names, bool *set_semantics);
+char *RecursiveDelta(BuildCtx *ctx, Query *q, List *visible_names, bool *set_semantics, List **index_columns);
 Node *GroupingSetMutator(Node *node, void *context);
 char *RewriteGroupingSets(Query *q);
 

@@ -516,8 +516,24 @@ BagDelta(RecShape *sh, List *visible_names) {
 	                FinalSelect(sh, visible_names, "m"));
 }
 
+// "row x (CTE columns) is in the storage table": probed through the __pgt_rid index, values compared.
 char *
-SetDelta(RecShape *sh, List *visible_names) {
+InStorage(const char *x, int ncols, List *visible_names) {
+	StringInfoData same;
+	initStringInfo(&same);
+	int i = 1;
+	ListCell *lc;
+	foreach (lc, visible_names) {
+		appendStringInfo(&same, " AND t.%s IS NOT DISTINCT FROM %s.\"__pgt_c%d\"",
+		                 quote_identifier(static_cast<char *>(lfirst(lc))), x, i);
+		i++;
+	}
+	return psprintf("EXISTS (SELECT FROM %s t WHERE t.\"__pgt_rid\" OPERATOR(pg_catalog.=) %s%s)", kStoragePlaceholder,
+	                RowHash(x, ncols), same.data);
+}
+
+char *
+SetDelta(RecShape *sh, Query *q, List *visible_names) {
 	int n = sh->ncols;
 	const char *cols = ColumnList(n, true);
 	RecLevel *step = sh->step;
@@ -527,37 +543,57 @@ SetDelta(RecShape *sh, List *visible_names) {
 	char *o_nonrec = UnionAll(o_base);
 	char *o = psprintf("\"__pgt_o\"(%s) AS (\nSELECT * FROM (%s) AS n\nUNION\n%s\n)", cols,
 	                   o_nonrec ? o_nonrec : EmptyRows(sh), LevelSql(sh, step, LevelState::Old, "__pgt_o", 1, true));
+	// Rederiving costs a probe of O per candidate row and step: when O is a large part of the old
+	// result, the new result is recomputed and compared with the old one instead (below).
+	char *big = psprintf("\"__pgt_big\"(b) AS (SELECT (SELECT pg_catalog.count(*) FROM \"__pgt_o\") OPERATOR(pg_catalog.>) "
+	                     "GREATEST(100, LEAST(10000, COALESCE((SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid "
+	                     "OPERATOR(pg_catalog.=) (SELECT t.tableoid FROM %s t LIMIT 1)), 0) OPERATOR(pg_catalog./) 20)))",
+	                     kStoragePlaceholder);
 	// S − O.
 	char *so = psprintf("\"__pgt_so\"(%s, \"__pgt_rid\") AS NOT MATERIALIZED (SELECT s.* FROM \"__pgt_s\" s WHERE NOT "
 	                    "EXISTS (SELECT FROM \"__pgt_o\" m WHERE %s OPERATOR(pg_catalog.=) s.\"__pgt_rid\" AND %s))",
 	                    cols, RowHash("m", n), SameRow("m", "s", n));
-	// R: rows of O derivable in the new state from S − O (computed only when O is not empty).
+	// R: rows of O derivable in the new state from S − O.
 	List *r_base = SeedParts(sh, LevelState::New, true);
 	r_base = lappend(r_base, LevelSql(sh, step, LevelState::New, "__pgt_so", 1, true));
-	char *r = psprintf("\"__pgt_r\"(%s) AS (\nSELECT x.* FROM (%s) AS x(%s) WHERE EXISTS (SELECT FROM \"__pgt_o\") AND %s\n"
-	                   "UNION\nSELECT x.* FROM (%s) AS x(%s) WHERE %s\n)",
+	char *r = psprintf("\"__pgt_r\"(%s) AS (\nSELECT x.* FROM (%s) AS x(%s) WHERE NOT (SELECT b FROM \"__pgt_big\") AND "
+	                   "EXISTS (SELECT FROM \"__pgt_o\") AND %s\nUNION\nSELECT x.* FROM (%s) AS x(%s) WHERE %s\n)",
 	                   cols, UnionAll(r_base), cols, InCte("\"__pgt_o\"", "x", n),
 	                   LevelSql(sh, step, LevelState::New, "__pgt_r", 1, true), cols, InCte("\"__pgt_o\"", "x", n));
+	// D = O − R: the rows that go.
+	char *d = psprintf("\"__pgt_d\"(%s) AS (SELECT o.* FROM \"__pgt_o\" o WHERE NOT %s)", cols, InCte("\"__pgt_r\"", "o", n));
 	// S' = (S − O) ∪ R.
 	char *sp = psprintf("\"__pgt_sp\"(%s, \"__pgt_rid\") AS NOT MATERIALIZED (SELECT * FROM \"__pgt_so\" UNION ALL "
 	                    "SELECT r.*, %s FROM \"__pgt_r\" r)",
 	                    cols, RowHash("r", n));
-	char *not_in_sp = psprintf("NOT EXISTS (SELECT FROM \"__pgt_sp\" m WHERE m.\"__pgt_rid\" OPERATOR(pg_catalog.=) %s "
-	                           "AND %s)",
-	                           RowHash("x", n), SameRow("m", "x", n));
+	// x ∉ S' ⟺ x ∉ S, or x ∈ D: the storage probed by index, D (small) scanned; both stay per-row
+	// probes (under OR), so a step of the recursion does not rebuild a hash of the whole old result.
+	char *not_in_sp = psprintf("(NOT %s OR %s)", InStorage("x", n, visible_names), InCte("\"__pgt_d\"", "x", n));
 	// I: rows derivable in the new state through an inserted row, not in S'.
 	List *i_base = SeedParts(sh, LevelState::DeltaPlus, true);
 	i_base = lappend(i_base, LevelSql(sh, step, LevelState::DeltaPlus, "__pgt_sp", 1, true));
 	char *i_nonrec = UnionAll(i_base);
-	char *ins = psprintf("\"__pgt_i\"(%s) AS (\nSELECT x.* FROM (%s) AS x(%s) WHERE %s\nUNION\n"
-	                     "SELECT x.* FROM (%s) AS x(%s) WHERE %s\n)",
+	char *ins = psprintf("\"__pgt_i\"(%s) AS (\nSELECT x.* FROM (%s) AS x(%s) WHERE NOT (SELECT b FROM \"__pgt_big\") AND "
+	                     "%s\nUNION\nSELECT x.* FROM (%s) AS x(%s) WHERE %s\n)",
 	                     cols, i_nonrec ? i_nonrec : EmptyRows(sh), cols, not_in_sp,
 	                     LevelSql(sh, step, LevelState::New, "__pgt_i", 1, true), cols, not_in_sp);
-	return psprintf("WITH RECURSIVE %s,\n%s,\n%s,\n%s,\n%s,\n%s\n"
-	                "SELECT %s(-1)::pg_catalog.int8 AS \"__pgt_w\" FROM \"__pgt_o\" o WHERE NOT %s\nUNION ALL\n"
-	                "SELECT %s1::pg_catalog.int8 FROM \"__pgt_i\" i",
-	                StorageCte(sh, visible_names), o, so, r, sp, ins, FinalSelect(sh, visible_names, "o"),
-	                InCte("\"__pgt_r\"", "o", n), FinalSelect(sh, visible_names, "i"));
+	// The new result, for a large O: compared with the old one row by row.
+	StringInfoData qcols;
+	initStringInfo(&qcols);
+	for (int i = 1; i <= n; i++)
+		appendStringInfo(&qcols, "%s\"__pgt_c%d\"", i > 1 ? ", " : "", i);
+	char *renew = psprintf("\"__pgt_new\"(%s) AS (SELECT * FROM (%s) AS q WHERE (SELECT b FROM \"__pgt_big\"))",
+	                       qcols.data, Deparse(q));
+	return psprintf("WITH RECURSIVE %s,\n%s,\n%s,\n%s,\n%s,\n%s,\n%s,\n%s,\n%s\n"
+	                "SELECT %s(-1)::pg_catalog.int8 AS \"__pgt_w\" FROM \"__pgt_d\" o WHERE NOT (SELECT b FROM \"__pgt_big\")\n"
+	                "UNION ALL\nSELECT %s1::pg_catalog.int8 FROM \"__pgt_i\" i WHERE NOT (SELECT b FROM \"__pgt_big\")\n"
+	                "UNION ALL\nSELECT %s(-1)::pg_catalog.int8 FROM \"__pgt_s\" s WHERE (SELECT b FROM \"__pgt_big\") AND NOT "
+	                "EXISTS (SELECT FROM \"__pgt_new\" m WHERE %s OPERATOR(pg_catalog.=) s.\"__pgt_rid\" AND %s)\n"
+	                "UNION ALL\nSELECT %s1::pg_catalog.int8 FROM \"__pgt_new\" x WHERE (SELECT b FROM \"__pgt_big\") AND NOT %s",
+	                StorageCte(sh, visible_names), o, big, so, r, d, sp, ins, renew,
+	                FinalSelect(sh, visible_names, "o"), FinalSelect(sh, visible_names, "i"),
+	                FinalSelect(sh, visible_names, "s"), RowHash("m", n), SameRow("m", "s", n),
+	                FinalSelect(sh, visible_names, "x"), InStorage("x", n, visible_names));
 }
 
 } // namespace
@@ -571,8 +607,41 @@ BasePostWeighted(RangeTblEntry *rte) {
 
 // WITH RECURSIVE at the top of a defining query: the delta (reading the storage table through
 // kStoragePlaceholder), or nullptr with the reason in ctx.
+// Columns of the recursive reference the step compares by equality with something else (r.x = e.y):
+// an index on them lets the delta reach the old result's matching rows from the changed ones.
+static List *
+EqualityJoinColumns(RecLevel *step, List *visible_names) {
+	List *out = NIL;
+	if (step->q->jointree->quals == nullptr)
+		return out;
+	ListCell *lc;
+	foreach (lc, make_ands_implicit(reinterpret_cast<Expr *>(step->q->jointree->quals))) {
+		Node *conj = static_cast<Node *>(lfirst(lc));
+		if (!IsA(conj, OpExpr) || list_length(reinterpret_cast<OpExpr *>(conj)->args) != 2 ||
+		    !op_mergejoinable(reinterpret_cast<OpExpr *>(conj)->opno,
+		                      exprType(static_cast<Node *>(linitial(reinterpret_cast<OpExpr *>(conj)->args)))))
+			continue;
+		for (int side = 0; side < 2; side++) {
+			Node *a = strip_implicit_coercions(static_cast<Node *>(list_nth(reinterpret_cast<OpExpr *>(conj)->args, side)));
+			Node *b = static_cast<Node *>(list_nth(reinterpret_cast<OpExpr *>(conj)->args, 1 - side));
+			if (!IsA(a, Var) || reinterpret_cast<Var *>(a)->varno != step->self ||
+			    reinterpret_cast<Var *>(a)->varlevelsup != 0 || reinterpret_cast<Var *>(a)->varattno < 1 ||
+			    bms_is_member(step->self, pull_varnos(nullptr, b)))
+				continue;
+			char *name = static_cast<char *>(list_nth(visible_names, reinterpret_cast<Var *>(a)->varattno - 1));
+			ListCell *seen;
+			bool dup = false;
+			foreach (seen, out)
+				dup = dup || strcmp(static_cast<char *>(lfirst(seen)), name) == 0;
+			if (!dup)
+				out = lappend(out, name);
+		}
+	}
+	return out;
+}
+
 char *
-RecursiveDelta(BuildCtx *ctx, Query *q, List *visible_names, bool *set_semantics) {
+RecursiveDelta(BuildCtx *ctx, Query *q, List *visible_names, bool *set_semantics, List **index_columns) {
 	RecShape *sh = CheckRecursiveShape(ctx, q);
 	if (sh == nullptr)
 		return nullptr;
@@ -587,7 +656,8 @@ RecursiveDelta(BuildCtx *ctx, Query *q, List *visible_names, bool *set_semantics
 			lv->st[j] = KeyedStatesOf(rt_fetch(list_nth_int(lv->inputs, j), lv->q->rtable));
 	}
 	*set_semantics = sh->set;
-	return sh->set ? SetDelta(sh, visible_names) : BagDelta(sh, visible_names);
+	*index_columns = EqualityJoinColumns(sh->step, visible_names);
+	return sh->set ? SetDelta(sh, q, visible_names) : BagDelta(sh, visible_names);
 }
 
 } // namespace pgtrickle::dvm_detail

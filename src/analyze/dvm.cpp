@@ -15,7 +15,8 @@
 // This file: the select-project-join delta (telescoping and consistent-state joins), aggregates, the
 // plan kinds and BuildDvmPlan. Alongside, sharing dvm_internal.hpp: dvm_sublink.cpp (subqueries in
 // expressions, LATERAL, old states), dvm_outer.cpp (outer joins), dvm_keyed.cpp (aggregating
-// subqueries in FROM) and dvm_rewrite.cpp (CTE inlining, INTERSECT/EXCEPT, grouping sets).
+// subqueries in FROM), dvm_rewrite.cpp (CTE inlining, INTERSECT/EXCEPT, grouping sets) and
+// dvm_recursive.cpp (WITH RECURSIVE).
 #include "analyze/dvm_internal.hpp"
 
 namespace pgtrickle {

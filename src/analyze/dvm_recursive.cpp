@@ -458,6 +458,7 @@ InCte(const char *cte, const char *x, int ncols) {
 	                RowHash(x, ncols), SameRow("m", x, ncols));
 }
 
+// The storage table (the old result) with the CTE columns, a weight and its identity hash.
 char *
 StorageCte(RecShape *sh, List *visible_names) {
 	StringInfoData cols;
@@ -470,8 +471,9 @@ StorageCte(RecShape *sh, List *visible_names) {
 	                ColumnList(sh->ncols, true), cols.data, kStoragePlaceholder);
 }
 
+// The CTE columns of `from_alias` named as the visible columns, each followed by ", ".
 char *
-FinalSelect(RecShape *sh, List *visible_names, const char *from_alias) {
+FinalSelect(List *visible_names, const char *from_alias) {
 	StringInfoData s;
 	initStringInfo(&s);
 	int i = 1;
@@ -480,7 +482,6 @@ FinalSelect(RecShape *sh, List *visible_names, const char *from_alias) {
 		appendStringInfo(&s, "%s.\"__pgt_c%d\" AS %s, ", from_alias, i, quote_identifier(static_cast<char *>(lfirst(lc))));
 		i++;
 	}
-	(void)sh;
 	return s.data;
 }
 
@@ -512,8 +513,8 @@ BagDelta(RecShape *sh, List *visible_names) {
 	                    dp_nonrec ? dp_nonrec : EmptyRows(sh), LevelSql(sh, step, LevelState::New, "__pgt_dp", 1, false));
 	return psprintf("WITH RECURSIVE %s,\n%s,\n%s%s%s\nSELECT %sp.\"__pgt_w\" FROM \"__pgt_dp\" p\nUNION ALL\n"
 	                "SELECT %s(OPERATOR(pg_catalog.-) m.\"__pgt_w\") FROM \"__pgt_dm\" m",
-	                StorageCte(sh, visible_names), dm, k ? k : "", k ? ",\n" : "", dp, FinalSelect(sh, visible_names, "p"),
-	                FinalSelect(sh, visible_names, "m"));
+	                StorageCte(sh, visible_names), dm, k ? k : "", k ? ",\n" : "", dp, FinalSelect(visible_names, "p"),
+	                FinalSelect(visible_names, "m"));
 }
 
 // "row x (CTE columns) is in the storage table": probed through the __pgt_rid index, values compared.
@@ -591,9 +592,9 @@ SetDelta(RecShape *sh, Query *q, List *visible_names) {
 	                "EXISTS (SELECT FROM \"__pgt_new\" m WHERE %s OPERATOR(pg_catalog.=) s.\"__pgt_rid\" AND %s)\n"
 	                "UNION ALL\nSELECT %s1::pg_catalog.int8 FROM \"__pgt_new\" x WHERE (SELECT b FROM \"__pgt_big\") AND NOT %s",
 	                StorageCte(sh, visible_names), o, big, so, r, d, sp, ins, renew,
-	                FinalSelect(sh, visible_names, "o"), FinalSelect(sh, visible_names, "i"),
-	                FinalSelect(sh, visible_names, "s"), RowHash("m", n), SameRow("m", "s", n),
-	                FinalSelect(sh, visible_names, "x"), InStorage("x", n, visible_names));
+	                FinalSelect(visible_names, "o"), FinalSelect(visible_names, "i"),
+	                FinalSelect(visible_names, "s"), RowHash("m", n), SameRow("m", "s", n),
+	                FinalSelect(visible_names, "x"), InStorage("x", n, visible_names));
 }
 
 } // namespace

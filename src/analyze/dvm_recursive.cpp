@@ -545,10 +545,13 @@ SetDelta(RecShape *sh, Query *q, List *visible_names) {
 	char *o = psprintf("\"__pgt_o\"(%s) AS (\nSELECT * FROM (%s) AS n\nUNION\n%s\n)", cols,
 	                   o_nonrec ? o_nonrec : EmptyRows(sh), LevelSql(sh, step, LevelState::Old, "__pgt_o", 1, true));
 	// Rederiving costs a probe of O per candidate row and step: when O is a large part of the old
-	// result, the new result is recomputed and compared with the old one instead (below).
+	// result (a twentieth of the stored rows as PostgreSQL estimates them, at least 100 and at most
+	// 10,000 rows; 10,000 before the first ANALYZE), the new result is recomputed and compared with the
+	// old one instead (below).
 	char *big = psprintf("\"__pgt_big\"(b) AS (SELECT (SELECT pg_catalog.count(*) FROM \"__pgt_o\") OPERATOR(pg_catalog.>) "
-	                     "GREATEST(100, LEAST(10000, COALESCE((SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid "
-	                     "OPERATOR(pg_catalog.=) (SELECT t.tableoid FROM %s t LIMIT 1)), 0) OPERATOR(pg_catalog./) 20)))",
+	                     "GREATEST(100, LEAST(10000, COALESCE((SELECT CASE WHEN c.reltuples OPERATOR(pg_catalog.<) 0 THEN "
+	                     "200000 ELSE c.reltuples END FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) (SELECT "
+	                     "t.tableoid FROM %s t LIMIT 1)), 0) OPERATOR(pg_catalog./) 20)))",
 	                     kStoragePlaceholder);
 	// S − O.
 	char *so = psprintf("\"__pgt_so\"(%s, \"__pgt_rid\") AS NOT MATERIALIZED (SELECT s.* FROM \"__pgt_s\" s WHERE NOT "

@@ -15,7 +15,8 @@
 // This file: the select-project-join delta (telescoping and consistent-state joins), aggregates, the
 // plan kinds and BuildDvmPlan. Alongside, sharing dvm_internal.hpp: dvm_sublink.cpp (subqueries in
 // expressions, LATERAL, old states), dvm_outer.cpp (outer joins), dvm_keyed.cpp (aggregating
-// subqueries in FROM) and dvm_rewrite.cpp (CTE inlining, INTERSECT/EXCEPT, grouping sets).
+// subqueries in FROM), dvm_rewrite.cpp (CTE inlining, INTERSECT/EXCEPT, grouping sets) and
+// dvm_recursive.cpp (WITH RECURSIVE).
 #include "analyze/dvm_internal.hpp"
 
 namespace pgtrickle {
@@ -1070,6 +1071,8 @@ struct RawPlan {
 	List *visible_exprs; // char* (Grouped: deparsed with placeholders)
 	char *input_sql;
 	char *delta_sql;
+	bool reads_storage; // delta_sql reads the storage table (kStoragePlaceholder)
+	List *storage_index_columns; // char*
 	const char *unsupported;
 	char *tree;
 	char *strategy;
@@ -1112,6 +1115,48 @@ ClassifyAgg(Aggref *a, Oid *argtype) {
 	return -1;
 }
 
+// WITH RECURSIVE r AS (seed UNION [ALL] step) SELECT * FROM r: a bag of rows whose delta reads the
+// old result from the storage table (dvm_recursive.cpp).
+void
+BuildRecursivePlan(Query *q, BuildCtx *ctx, RawPlan *out) {
+	List *visible = VisibleTargets(q->targetList);
+	out->visible_names = NIL;
+	out->visible_types = NIL;
+	ListCell *lc;
+	foreach (lc, visible) {
+		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+		Node *e = reinterpret_cast<Node *>(tle->expr);
+		out->visible_names = lappend(out->visible_names, pstrdup(tle->resname));
+		out->visible_types = lappend(out->visible_types, pstrdup(TypeSql(exprType(e), exprTypmod(e))));
+	}
+	out->unsupported = nullptr;
+	out->gk_types = NIL;
+	out->aggs = NIL;
+	out->visible_exprs = NIL;
+	if (contain_mutable_functions(reinterpret_cast<Node *>(q))) {
+		out->unsupported = "the query calls a function that is not immutable (its result can change without any "
+		                   "change to the sources, e.g. now())";
+		return;
+	}
+	bool set = false;
+	List *index_columns = NIL;
+	char *delta = RecursiveDelta(ctx, q, out->visible_names, &set, &index_columns);
+	if (delta == nullptr) {
+		out->unsupported = ctx->unsupported ? ctx->unsupported : "this WITH RECURSIVE query is not maintained differentially";
+		return;
+	}
+	out->kind = static_cast<int>(DvmKind::Bag);
+	out->input_sql = Deparse(q);
+	out->delta_sql = delta;
+	out->reads_storage = true;
+	out->storage_index_columns = index_columns;
+	out->strategy = pstrdup(set ? "recursive query (UNION): rows that lost a derivation deleted unless rederived, "
+	                              "rows gained inserted; the old result is read from the storage table"
+	                            : "recursive query (UNION ALL): derivations lost and gained counted through the "
+	                              "changed rows; the old result is read from the storage table");
+	out->tree = ctx->tree.data;
+}
+
 void
 BuildRawPlan(const char *sql, RawPlan *out) {
 	BuildCtx ctx;
@@ -1122,6 +1167,10 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 	Query *analysed = parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, nullptr, 0, nullptr);
 	List *rewritten = QueryRewrite(analysed);
 	Query *q = InlineCtes(linitial_node(Query, rewritten));
+	if (q->hasRecursive && q->cteList != NIL) {
+		BuildRecursivePlan(q, &ctx, out);
+		return;
+	}
 	if (char *rewritten_sql = RewriteSetops(q)) {
 		BuildRawPlan(rewritten_sql, out);
 		return;
@@ -1569,6 +1618,8 @@ ConvertRaw(const RawPlan &raw) {
 		plan.group_keys.push_back({GroupKeyColumn(j + 1), gk_types[j]});
 	plan.input_sql = raw.input_sql;
 	plan.delta_sql = raw.delta_sql;
+	plan.reads_storage = raw.reads_storage;
+	plan.storage_index_columns = ToStrings(raw.storage_index_columns);
 	plan.operator_tree = raw.tree ? raw.tree : "";
 	plan.strategy = raw.strategy ? raw.strategy : "";
 	if (plan.kind == DvmKind::Grouped) {

@@ -20,6 +20,7 @@ extern "C" {
 #include "optimizer/clauses.h"
 #include "parser/analyze.h"
 #include "parser/parse_agg.h"
+#include "parser/parse_coerce.h"
 #include "parser/parser.h"
 #include "rewrite/rewriteHandler.h"
 #include "rewrite/rewriteManip.h"
@@ -161,6 +162,8 @@ Query *InlineCtes(Query *q);
 bool SetopNeedsRewrite(Node *n);
 char *SetopText(Query *q, Node *n, SetOperationStmt *top);
 char *RewriteSetops(Query *q);
+char *BasePostWeighted(RangeTblEntry *rte);
+char *RecursiveDelta(BuildCtx *ctx, Query *q, List *visible_names, bool *set_semantics, List **index_columns);
 Node *GroupingSetMutator(Node *node, void *context);
 char *RewriteGroupingSets(Query *q);
 

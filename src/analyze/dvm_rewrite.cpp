@@ -7,8 +7,8 @@ namespace pgtrickle::dvm_detail {
 
 // Non-recursive CTEs are inlined: every reference becomes a subquery in FROM holding a copy of the
 // CTE's query (for the immutable queries a stream table allows, a CTE's result does not depend on
-// whether it is evaluated once or per reference). WITH RECURSIVE stays as it is (reported
-// unsupported later).
+// whether it is evaluated once or per reference). The CTEs of a WITH RECURSIVE that refer to
+// themselves stay (dvm_recursive.cpp); the others are inlined there too.
 struct CteInlineCtx {
 	List *stack; // Query*, innermost first
 };
@@ -24,12 +24,10 @@ InlineCtesIn(Query *q, CteInlineCtx *ctx) {
 		if (rte->rtekind != RTE_CTE || rte->self_reference)
 			continue;
 		Query *owner = static_cast<Query *>(list_nth(ctx->stack, static_cast<int>(rte->ctelevelsup)));
-		if (owner->hasRecursive)
-			continue;
 		ListCell *cl;
 		foreach (cl, owner->cteList) {
 			auto *cte = static_cast<CommonTableExpr *>(lfirst(cl));
-			if (strcmp(cte->ctename, rte->ctename) != 0 || !IsA(cte->ctequery, Query))
+			if (strcmp(cte->ctename, rte->ctename) != 0 || !IsA(cte->ctequery, Query) || cte->cterecursive)
 				continue;
 			auto *sub = reinterpret_cast<Query *>(copyObject(cte->ctequery));
 			if (rte->ctelevelsup > 0)
@@ -50,8 +48,19 @@ InlineCtesIn(Query *q, CteInlineCtx *ctx) {
 		}
 	}
 	(void)query_tree_walker(q, InlineCtesWalker, ctx, QTW_IGNORE_CTE_SUBQUERIES);
-	if (!q->hasRecursive)
-		q->cteList = NIL;
+	// Under WITH RECURSIVE only the CTEs that refer to themselves stay; references to the others inside
+	// them are inlined too.
+	List *kept = NIL;
+	foreach (lc, q->cteList) {
+		auto *cte = static_cast<CommonTableExpr *>(lfirst(lc));
+		if (!cte->cterecursive || !IsA(cte->ctequery, Query))
+			continue;
+		InlineCtesIn(reinterpret_cast<Query *>(cte->ctequery), ctx);
+		kept = lappend(kept, cte);
+	}
+	q->cteList = kept;
+	if (kept == NIL)
+		q->hasRecursive = false;
 	ctx->stack = list_delete_first(ctx->stack);
 }
 

@@ -82,7 +82,7 @@ Explain(FunctionCallInfo fcinfo) {
 	                                "source_schema, source_name) FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1",
 	                                pg::SqlParams().Int64(st.pgt_id));
 	rows.emplace_back("sources", sources.Count() && !sources.IsNull(0, 0) ? sources.Text(0, 0) : "");
-	rows.emplace_back("delta_query", WithFrontier(plan.delta_sql, st));
+	rows.emplace_back("delta_query", WithFrontier(DeltaSqlFor(plan, st.QualifiedName(), plan.delta_sql), st));
 	if (!plan.delta_sql_large.empty()) // run instead when the window holds 1,000 changed rows or more
 		rows.emplace_back("delta_query_large_window", WithFrontier(plan.delta_sql_large, st));
 	rows.emplace_back("apply_statement", WithFrontier(ApplySql(plan, st.QualifiedName()), st));

@@ -165,8 +165,11 @@ CreateStorage(pg::SpiSession &spi, const std::string &schema, const std::string 
               const ModeDecision &mode) {
 	std::string qualified = QuoteQualified(schema, name);
 	spi.Exec("CREATE TABLE " + qualified + " AS " + StorageSql(aq, mode) + " WITH NO DATA");
-	if (mode.plan)
+	if (mode.plan) {
 		spi.Exec("CREATE INDEX ON " + qualified + " (" + QuoteIdent(kRidColumn) + ")");
+		for (const auto &col : mode.plan->storage_index_columns)
+			spi.Exec("CREATE INDEX ON " + qualified + " (" + QuoteIdent(col) + ")");
+	}
 	spi.Exec("CREATE TRIGGER pgt_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON " + qualified +
 	         " FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.pgt_guard()");
 	return RelationOid(schema, name);

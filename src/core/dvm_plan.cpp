@@ -421,9 +421,27 @@ RescanApply(const DvmPlan &plan, const std::string &st) {
 } // namespace
 
 std::string
+DeltaSqlFor(const DvmPlan &plan, const std::string &st, const std::string &delta) {
+	if (!plan.reads_storage)
+		return delta;
+	std::string out;
+	const std::string token = kStoragePlaceholder;
+	size_t from = 0;
+	for (size_t at; (at = delta.find(token, from)) != std::string::npos; from = at + token.size())
+		out += delta.substr(from, at - from) + st;
+	return out + delta.substr(from);
+}
+
+std::string
 ApplySql(const DvmPlan &plan, const std::string &st) {
 	switch (plan.kind) {
 	case DvmKind::Bag:
+		if (plan.reads_storage) {
+			DvmPlan resolved = plan;
+			resolved.delta_sql = DeltaSqlFor(plan, st, plan.delta_sql);
+			resolved.reads_storage = false;
+			return BagApply(resolved, st);
+		}
 		return BagApply(plan, st);
 	case DvmKind::Grouped:
 		return GroupedApply(plan, st);

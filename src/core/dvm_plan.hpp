@@ -65,6 +65,11 @@ struct DvmPlan {
 	// The same delta written for large change windows (joins' old states hashed rather than probed
 	// row by row); empty when it would be the same text. The refresh picks it by the window's size.
 	std::string delta_sql_large;
+	// True when delta_sql reads the storage table itself (the old result, a recursive CTE's): it names it
+	// kStoragePlaceholder, replaced by the table's name (DeltaSqlFor).
+	bool reads_storage = false;
+	// Visible columns worth an index on the storage table (a recursive step joins the old result by them).
+	std::vector<std::string> storage_index_columns;
 
 	std::string operator_tree; // human-readable, for explain_st
 	std::string strategy;      // one line, for explain_st
@@ -87,6 +92,13 @@ std::string ApplySql(const DvmPlan &plan, const std::string &st);
 // transactions the previous refresh did not see, plus rows the previous refresh's own transaction
 // wrote after it ($2/$3: that transaction counted as visible in $1, but only up to command $3).
 std::string BufferWindowPredicate(const std::string &alias);
+
+// The storage table as written in a delta that reads it (see DvmPlan::reads_storage).
+inline constexpr const char *kStoragePlaceholder = "\"__pgt_storage_table__\"";
+
+// plan.delta_sql (or `delta`, a variant of it) with the storage table `st` (qualified, quoted) in place
+// of kStoragePlaceholder.
+std::string DeltaSqlFor(const DvmPlan &plan, const std::string &st, const std::string &delta);
 
 // Parameter types of every statement reading change buffers: pg_snapshot, xid8, int8.
 inline constexpr int kFrontierParamCount = 3;

@@ -344,6 +344,31 @@ QUERIES = {
     "drop_join": "SELECT w.id, w.b, a.name FROM wide w JOIN t1 a ON a.id = w.id",
     "drop_group": "SELECT c, count(*) AS n, sum(b) AS sb, max(a) AS mx FROM wide GROUP BY c",
     "r_fd": "SELECT a.id, a.name, count(b.id) AS nb FROM t1 a JOIN t2 b ON b.t1_id = a.id GROUP BY a.id",
+    # --- WITH RECURSIVE (UNION ALL: derivations counted; UNION: delete and rederive) ----------------------
+    # reachability in the graph g -> d_id of t1 (nodes 0..12): cycles everywhere
+    "rec_reach": "WITH RECURSIVE reach(src, dst) AS (SELECT g, d_id FROM t1 WHERE qty > 65 AND d_id IS NOT NULL "
+                 "UNION SELECT r.src, a.d_id FROM reach r JOIN t1 a ON a.g = r.dst WHERE a.qty > 65 AND a.d_id IS NOT NULL) "
+                 "SELECT * FROM reach",
+    # chains of t2 rows (child.t1_id = parent.id, ids increasing: acyclic) with depth and path
+    "rec_chain": "WITH RECURSIVE chain(id, depth, path) AS (SELECT id, 0, id::text FROM t2 WHERE note = 'n1' "
+                 "UNION ALL SELECT b.id, c.depth + 1, c.path || '>' || b.id::text FROM chain c "
+                 "JOIN t2 b ON b.t1_id = c.id AND b.id > c.id WHERE c.depth < 4) SELECT * FROM chain",
+    # a step joining two base tables, a seed joining two, NULLs carried along, a depth bound
+    "rec_join2": "WITH RECURSIVE up(id, name, lvl, label) AS (SELECT a.id::bigint, a.name, 1, d.label FROM t1 a "
+                 "JOIN dim d ON d.d_id = a.d_id WHERE a.qty > 80 UNION ALL SELECT b.id, u.name, u.lvl + 1, d.label "
+                 "FROM up u JOIN t2 b ON b.t1_id = u.id JOIN dim d ON d.d_id = b.d_id WHERE u.lvl < 3) SELECT * FROM up",
+    # a set with NULLs in every column (rows compared as UNION does: NULL equals NULL)
+    "rec_nulls": "WITH RECURSIVE grp(g, name) AS (SELECT g, name FROM t1 WHERE flag AND qty > 70 UNION "
+                 "SELECT a.g, r.name FROM grp r JOIN t2 b ON b.g IS NOT DISTINCT FROM r.g AND b.amount > 40 "
+                 "JOIN t1 a ON a.id = b.t1_id) SELECT * FROM grp",
+    # a constant seed, a set bounded by depth
+    "rec_levels": "WITH RECURSIVE lv(node, depth) AS (SELECT 0, 0 UNION SELECT a.d_id, lv.depth + 1 FROM lv "
+                  "JOIN t1 a ON a.g = lv.node WHERE lv.depth < 3 AND a.d_id IS NOT NULL) SELECT * FROM lv",
+    # two seed arms, a source with dropped columns, output columns renamed
+    "rec_wide": "WITH RECURSIVE w(id, a, c, lvl) AS (SELECT id, a, c, 0 FROM wide WHERE a = 1 UNION ALL "
+                "SELECT id, a, c, 0 FROM wide WHERE c IS NULL AND a > 5 UNION ALL SELECT x.id, w.a, x.c, w.lvl + 1 "
+                "FROM w JOIN wide x ON x.a = w.id % 10 AND x.id > w.id WHERE w.lvl < 3) "
+                "SELECT id AS wid, a AS wa, c AS wc, lvl AS wl FROM w",
 }
 
 # ------------------------------------------------------------------------------------------------

@@ -83,6 +83,19 @@ TEST(ApplySql, BagConsolidatesAndAppliesCopies) {
 	EXPECT_TRUE(Contains(sql, "DELETE FROM \"public\".\"st\" WHERE ctid OPERATOR(pg_catalog.=) ANY"));
 }
 
+TEST(ApplySql, BagReadingStorageNamesTheStorageTable) {
+	DvmPlan p = BagPlan();
+	p.reads_storage = true;
+	p.delta_sql = std::string("SELECT s.id, s.amount, 1 AS __pgt_w FROM ") + kStoragePlaceholder + " s JOIN " +
+	              kStoragePlaceholder + " t USING (id)";
+	std::string sql = ApplySql(p, "\"app\".\"st\"");
+	EXPECT_FALSE(Contains(sql, kStoragePlaceholder));
+	EXPECT_TRUE(Contains(sql, "FROM \"app\".\"st\" s JOIN \"app\".\"st\" t USING (id)"));
+	EXPECT_EQ(DeltaSqlFor(p, "x.y", "a " + std::string(kStoragePlaceholder) + " b"), "a x.y b");
+	p.reads_storage = false;
+	EXPECT_EQ(DeltaSqlFor(p, "x.y", "unchanged"), "unchanged");
+}
+
 TEST(ApplySql, GroupedUpdatesStateAlgebraically) {
 	std::string sql = ApplySql(GroupedPlan(true), "\"public\".\"st\"");
 	EXPECT_TRUE(Contains(sql, "pg_catalog.sum(x.\"__pgt_w\") AS __pgt_dc"));

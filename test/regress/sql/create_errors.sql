@@ -238,8 +238,8 @@ SELECT pgtrickle.create_stream_table('e1', 'SELECT id, rank() OVER (ORDER BY id)
 DO $$BEGIN PERFORM pgtrickle.create_stream_table('e1', 'SELECT id, rank() OVER (ORDER BY id) AS r FROM src', refresh_mode => ' differential ');
 EXCEPTION WHEN feature_not_supported THEN RAISE NOTICE 'caught %: %', SQLSTATE, SQLERRM; END$$;
 -- INCREMENTAL is a synonym of DIFFERENTIAL
-SELECT pgtrickle.create_stream_table('e1', 'WITH RECURSIVE r(id) AS (SELECT id FROM src WHERE id = 1 UNION ALL SELECT s.id FROM src s JOIN r ON s.id = r.id + 1) SELECT id FROM r', refresh_mode => 'incremental');
-DO $$BEGIN PERFORM pgtrickle.create_stream_table('e1', 'WITH RECURSIVE r(id) AS (SELECT id FROM src WHERE id = 1 UNION ALL SELECT s.id FROM src s JOIN r ON s.id = r.id + 1) SELECT id FROM r', refresh_mode => 'incremental');
+SELECT pgtrickle.create_stream_table('e1', 'WITH RECURSIVE r(id) AS (SELECT id FROM src WHERE id = 1 UNION ALL SELECT s.id FROM src s JOIN r ON s.id = r.id + 1) SELECT count(*) AS n FROM r', refresh_mode => 'incremental');
+DO $$BEGIN PERFORM pgtrickle.create_stream_table('e1', 'WITH RECURSIVE r(id) AS (SELECT id FROM src WHERE id = 1 UNION ALL SELECT s.id FROM src s JOIN r ON s.id = r.id + 1) SELECT count(*) AS n FROM r', refresh_mode => 'incremental');
 EXCEPTION WHEN feature_not_supported THEN RAISE NOTICE 'caught %: %', SQLSTATE, SQLERRM; END$$;
 -- a stable function
 SELECT pgtrickle.create_stream_table('e1', 'SELECT id, now() AS at FROM src', refresh_mode => 'DIFFERENTIAL');

@@ -566,16 +566,17 @@ SetDelta(RecShape *sh, Query *q, List *visible_names) {
 	                   LevelSql(sh, step, LevelState::New, "__pgt_r", 1, true), cols, InCte("\"__pgt_o\"", "x", n));
 	// D = O − R: the rows that go.
 	char *d = psprintf("\"__pgt_d\"(%s) AS (SELECT o.* FROM \"__pgt_o\" o WHERE NOT %s)", cols, InCte("\"__pgt_r\"", "o", n));
-	// S' = (S − O) ∪ R.
-	char *sp = psprintf("\"__pgt_sp\"(%s, \"__pgt_rid\") AS NOT MATERIALIZED (SELECT * FROM \"__pgt_so\" UNION ALL "
-	                    "SELECT r.*, %s FROM \"__pgt_r\" r)",
-	                    cols, RowHash("r", n));
+	// S' = (S − O) ∪ R, used as Δ⁺step(S') = Δ⁺step(S − O) ∪ Δ⁺step(R) (the step is linear in its
+	// recursive reference): S − O stays a scan of the storage table with an anti-join, which
+	// PostgreSQL can reach by index from the inserted rows; a UNION ALL of the two could not be
+	// (an append member with a WHERE clause is planned as a whole: the whole old result hashed).
 	// x ∉ S' ⟺ x ∉ S, or x ∈ D: the storage probed by index, D (small) scanned; both stay per-row
 	// probes (under OR), so a step of the recursion does not rebuild a hash of the whole old result.
 	char *not_in_sp = psprintf("(NOT %s OR %s)", InStorage("x", n, visible_names), InCte("\"__pgt_d\"", "x", n));
 	// I: rows derivable in the new state through an inserted row, not in S'.
 	List *i_base = SeedParts(sh, LevelState::DeltaPlus, true);
-	i_base = lappend(i_base, LevelSql(sh, step, LevelState::DeltaPlus, "__pgt_sp", 1, true));
+	i_base = lappend(i_base, LevelSql(sh, step, LevelState::DeltaPlus, "__pgt_so", 1, true));
+	i_base = lappend(i_base, LevelSql(sh, step, LevelState::DeltaPlus, "__pgt_r", 1, true));
 	char *i_nonrec = UnionAll(i_base);
 	char *ins = psprintf("\"__pgt_i\"(%s) AS (\nSELECT x.* FROM (%s) AS x(%s) WHERE NOT (SELECT b FROM \"__pgt_big\") AND "
 	                     "%s\nUNION\nSELECT x.* FROM (%s) AS x(%s) WHERE %s\n)",
@@ -588,13 +589,13 @@ SetDelta(RecShape *sh, Query *q, List *visible_names) {
 		appendStringInfo(&qcols, "%s\"__pgt_c%d\"", i > 1 ? ", " : "", i);
 	char *renew = psprintf("\"__pgt_new\"(%s) AS (SELECT * FROM (%s) AS q WHERE (SELECT b FROM \"__pgt_big\"))",
 	                       qcols.data, Deparse(q));
-	return psprintf("WITH RECURSIVE %s,\n%s,\n%s,\n%s,\n%s,\n%s,\n%s,\n%s,\n%s\n"
+	return psprintf("WITH RECURSIVE %s,\n%s,\n%s,\n%s,\n%s,\n%s,\n%s,\n%s\n"
 	                "SELECT %s(-1)::pg_catalog.int8 AS \"__pgt_w\" FROM \"__pgt_d\" o WHERE NOT (SELECT b FROM \"__pgt_big\")\n"
 	                "UNION ALL\nSELECT %s1::pg_catalog.int8 FROM \"__pgt_i\" i WHERE NOT (SELECT b FROM \"__pgt_big\")\n"
 	                "UNION ALL\nSELECT %s(-1)::pg_catalog.int8 FROM \"__pgt_s\" s WHERE (SELECT b FROM \"__pgt_big\") AND NOT "
 	                "EXISTS (SELECT FROM \"__pgt_new\" m WHERE %s OPERATOR(pg_catalog.=) s.\"__pgt_rid\" AND %s)\n"
 	                "UNION ALL\nSELECT %s1::pg_catalog.int8 FROM \"__pgt_new\" x WHERE (SELECT b FROM \"__pgt_big\") AND NOT %s",
-	                StorageCte(sh, visible_names), o, big, so, r, d, sp, ins, renew,
+	                StorageCte(sh, visible_names), o, big, so, r, d, ins, renew,
 	                FinalSelect(visible_names, "o"), FinalSelect(visible_names, "i"),
 	                FinalSelect(visible_names, "s"), RowHash("m", n), SameRow("m", "s", n),
 	                FinalSelect(visible_names, "x"), InStorage("x", n, visible_names));

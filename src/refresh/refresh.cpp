@@ -14,6 +14,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <optional>
 #include <unordered_map>
 
 namespace pgtrickle::refresh {
@@ -69,6 +70,41 @@ private:
 	bool owned_;
 };
 
+// While alive, work_mem is at most `kb` kilobytes (restored at the end). For the delta of a recursive
+// query: PostgreSQL sizes the hash table of each recursive UNION from the planner's estimate of the
+// recursion's rows, capped by work_mem × hash_mem_multiplier, and allocates and zeroes it when the
+// statement starts. The estimate of a recursion over the old result is huge (millions of rows) while a
+// delta recursion holds a handful, so with a large work_mem most of a small refresh went to zeroing
+// memory (about 100 ms per recursive UNION at work_mem = 64MB). The tables grow as needed.
+class CappedWorkMem {
+public:
+	explicit CappedWorkMem(int kb) {
+		nest_ = pg::PgCall([&]() {
+			int nest = NewGUCNestLevel();
+			if (work_mem > kb) {
+				char value[32];
+				snprintf(value, sizeof value, "%d", kb);
+				(void)set_config_option("work_mem", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+			}
+			return nest;
+		});
+	}
+	~CappedWorkMem() {
+		if (pg::PgErrorPending())
+			return;
+		int nest = nest_;
+		try {
+			pg::PgCall([&]() { AtEOXact_GUC(true, nest); });
+		} catch (...) {
+		}
+	}
+	CappedWorkMem(const CappedWorkMem &) = delete;
+	CappedWorkMem &operator=(const CappedWorkMem &) = delete;
+
+private:
+	int nest_;
+};
+
 // Runs the refresh with a fixed search_path: the stored query is fully qualified, and anything a
 // user-defined function looks up must not depend on who (or which worker) runs the refresh.
 class FixedSearchPath {
@@ -113,6 +149,8 @@ struct CachedPlan {
 // From this many changed rows in a refresh's window on, the delta variant for large windows runs
 // (see DvmPlan::delta_sql_large).
 constexpr int64_t kLargeWindowRows = 1000;
+// work_mem while the delta of a recursive query runs (see CappedWorkMem).
+constexpr int kRecursiveDeltaWorkMemKb = 4096;
 
 std::unordered_map<int64_t, CachedPlan> &
 PlanCache() {
@@ -322,7 +360,11 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			RefreshWriteScope writing;
 			pg::SpiRows counts;
 			SPIPlanPtr apply = cp.apply_large && census.changes >= kLargeWindowRows ? cp.apply_large : cp.apply;
+			std::optional<CappedWorkMem> capped;
+			if (cp.plan.reads_storage)
+				capped.emplace(kRecursiveDeltaWorkMemKb);
 			spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts);
+			capped.reset();
 			result.rows_inserted = counts.Int64(0, 0);
 			result.rows_deleted = counts.Int64(0, 1);
 			delta_rows = counts.Int64(0, 2);

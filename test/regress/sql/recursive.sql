@@ -60,7 +60,11 @@ SELECT a, b FROM reach ORDER BY a, b;
 -- Inserts: a new subtree under an existing employee, an edge closing a new cycle.
 INSERT INTO emp VALUES (6, 3, 'eve'), (7, 6, 'fay');
 INSERT INTO link VALUES (6, 4, 5), (7, 6, 1);
+-- (The delta of a recursive query runs with work_mem capped at 4MB; the session's value comes back.)
+SET work_mem = '64MB';
 SELECT * FROM pg_temp.refresh_all();
+SHOW work_mem;
+RESET work_mem;
 SELECT emp_id, name, depth, path FROM org ORDER BY path COLLATE "C", emp_id;
 SELECT a, b FROM reach ORDER BY a, b;
 

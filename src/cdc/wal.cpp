@@ -7,6 +7,7 @@
 #include "core/errors.hpp"
 #include "core/sql_text.hpp"
 #include "guc.hpp"
+#include "pg/guc_scope.hpp"
 #include "pg/security.hpp"
 #include "pg/subxact.hpp"
 
@@ -69,36 +70,15 @@ TrySlotWork(F &&fn) {
 // PostgreSQL loads only output plugins listed in output_plugin_libraries (default "pgoutput,
 // test_decoding"). pg_trickle is preloaded by the administrator and decodes only its own slots, so it
 // lists itself for the duration of its own slot calls.
-class OwnPluginAllowed {
-public:
-	OwnPluginAllowed() {
-		nest_ = pg::PgCall([]() {
-			int nest = NewGUCNestLevel();
-			const char *current = GetConfigOption("output_plugin_libraries", true, false);
-			StringInfoData value;
-			initStringInfo(&value);
-			if (current && current[0])
-				appendStringInfo(&value, "%s, ", current);
-			appendStringInfoString(&value, "pg_trickle");
-			(void)set_config_option("output_plugin_libraries", value.data, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-			                        true, 0, false);
-			return nest;
-		});
-	}
-	~OwnPluginAllowed() {
-		if (pg::PgErrorPending())
-			return; // transaction or subtransaction abort resets it
-		int nest = nest_;
-		try {
-			pg::PgCall([&]() { AtEOXact_GUC(true, nest); });
-		} catch (...) {
-		}
-	}
-	OwnPluginAllowed(const OwnPluginAllowed &) = delete;
-	OwnPluginAllowed &operator=(const OwnPluginAllowed &) = delete;
+std::string
+PluginsWithOurs() {
+	const char *current = pg::PgCall([]() { return GetConfigOption("output_plugin_libraries", true, false); });
+	return (current && current[0] ? std::string(current) + ", " : std::string()) + "pg_trickle";
+}
 
-private:
-	int nest_;
+class OwnPluginAllowed : public pg::ScopedSetting {
+public:
+	OwnPluginAllowed() : pg::ScopedSetting("output_plugin_libraries", PluginsWithOurs(), PGC_SUSET) {}
 };
 
 std::optional<Tracking>
@@ -485,14 +465,8 @@ HandOver(pg::SpiSession &spi, const Tracking &t) {
 template <typename F>
 std::optional<std::string>
 WithLockTimeout(const char *timeout, F &&fn) {
-	int nest = pg::PgCall([&]() {
-		int n = NewGUCNestLevel();
-		(void)set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		return n;
-	});
-	auto error = TrySlotWork(fn);
-	pg::PgCall([&]() { AtEOXact_GUC(true, nest); });
-	return error;
+	pg::ScopedSetting lock_timeout("lock_timeout", timeout);
+	return TrySlotWork(fn);
 }
 
 } // namespace

@@ -6,6 +6,7 @@
 #include "core/errors.hpp"
 #include "core/sql_text.hpp"
 #include "guc.hpp"
+#include "pg/guc_scope.hpp"
 
 extern "C" {
 #include "commands/trigger.h"
@@ -70,66 +71,19 @@ private:
 	bool owned_;
 };
 
-// While alive, work_mem is at most `kb` kilobytes (restored at the end). For the delta of a recursive
-// query: PostgreSQL sizes the hash table of each recursive UNION from the planner's estimate of the
-// recursion's rows, capped by work_mem × hash_mem_multiplier, and allocates and zeroes it when the
-// statement starts. The estimate of a recursion over the old result is huge (millions of rows) while a
-// delta recursion holds a handful, so with a large work_mem most of a small refresh went to zeroing
-// memory (about 100 ms per recursive UNION at work_mem = 64MB). The tables grow as needed.
-class CappedWorkMem {
-public:
-	explicit CappedWorkMem(int kb) {
-		nest_ = pg::PgCall([&]() {
-			int nest = NewGUCNestLevel();
-			if (work_mem > kb) {
-				char value[32];
-				snprintf(value, sizeof value, "%d", kb);
-				(void)set_config_option("work_mem", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-			}
-			return nest;
-		});
-	}
-	~CappedWorkMem() {
-		if (pg::PgErrorPending())
-			return;
-		int nest = nest_;
-		try {
-			pg::PgCall([&]() { AtEOXact_GUC(true, nest); });
-		} catch (...) {
-		}
-	}
-	CappedWorkMem(const CappedWorkMem &) = delete;
-	CappedWorkMem &operator=(const CappedWorkMem &) = delete;
-
-private:
-	int nest_;
-};
-
-// Runs the refresh with a fixed search_path: the stored query is fully qualified, and anything a
-// user-defined function looks up must not depend on who (or which worker) runs the refresh.
-class FixedSearchPath {
-public:
-	FixedSearchPath() {
-		nest_ = pg::PgCall([]() {
-			int nest = NewGUCNestLevel();
-			(void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-			                        true, 0, false);
-			return nest;
-		});
-	}
-	~FixedSearchPath() {
-		if (pg::PgErrorPending())
-			return;
-		int nest = nest_;
-		try {
-			pg::PgCall([&]() { AtEOXact_GUC(true, nest); });
-		} catch (...) {
-		}
-	}
-
-private:
-	int nest_;
-};
+// work_mem for the delta of a recursive query: `kb`, or nullptr when it is no more already (README): PostgreSQL sizes
+// the hash table of each recursive UNION from the planner's estimate of the recursion's rows, capped
+// by work_mem × hash_mem_multiplier, and allocates and zeroes it when the statement starts. The
+// estimate of a recursion over the old result is huge while a delta recursion holds a handful, so
+// with a large work_mem most of a small refresh went to zeroing memory. The tables grow as needed.
+const char *
+CappedWorkMem(int kb) {
+	static char value[32];
+	if (work_mem <= kb)
+		return nullptr;
+	snprintf(value, sizeof value, "%d", kb);
+	return value;
+}
 
 // Per stream table and backend: the differential plan and its prepared statements, rebuilt when the
 // definition changes (PostgreSQL itself replans kept statements when a source's schema changes).
@@ -333,7 +287,9 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	// earlier in the same transaction, under a shared snapshot) is read by this refresh.
 	int64_t snapshot_cid = pg::PgCall([]() { return static_cast<int64_t>(GetCurrentCommandId(false)); });
 	int64_t data_timestamp = pg::PgCall([]() { return GetCurrentTimestamp(); });
-	FixedSearchPath search_path;
+	// A fixed search_path: the stored query is fully qualified, and anything a user-defined function
+	// looks up must not depend on who (or which worker) runs the refresh.
+	pg::ScopedSetting search_path("search_path", "pg_catalog, pg_temp");
 
 	RefreshResult result;
 	std::optional<std::string> fallback_reason;
@@ -360,9 +316,9 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			RefreshWriteScope writing;
 			pg::SpiRows counts;
 			SPIPlanPtr apply = cp.apply_large && census.changes >= kLargeWindowRows ? cp.apply_large : cp.apply;
-			std::optional<CappedWorkMem> capped;
+			std::optional<pg::ScopedSetting> capped;
 			if (cp.plan.reads_storage)
-				capped.emplace(kRecursiveDeltaWorkMemKb);
+				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));
 			spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts);
 			capped.reset();
 			result.rows_inserted = counts.Int64(0, 0);

@@ -79,14 +79,24 @@ init_cluster() {
 		as_run_user tee -a "$DEMO_DIR/postgresql.conf" >/dev/null
 }
 
-write_config() {
-	write_as_run_user "$DEMO_DIR/pg_trickle_demo.conf" <<CONF
+demo_config() {
+	cat <<CONF
 # Written by scripts/setup.sh on every run. Put your own settings in postgresql.conf.
 port = $PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$DEMO_DIR'
 shared_preload_libraries = 'pg_trickle'
+# Lets pg_trickle move its sources from trigger capture to WAL capture (pg_trickle.cdc_mode = auto).
+wal_level = logical
 CONF
+}
+
+write_config() {
+	demo_config | write_as_run_user "$DEMO_DIR/pg_trickle_demo.conf"
+}
+
+config_current() { # the running server was started with the settings this run would write
+	[ "$(cat "$DEMO_DIR/pg_trickle_demo.conf" 2>/dev/null)" = "$(demo_config)" ]
 }
 
 start_server() {
@@ -94,9 +104,8 @@ start_server() {
 	lib_sum=$(library_checksum)
 	if is_running; then
 		running=1
-		if [ "$(running_port)" = "$PORT" ] &&
+		if [ "$(running_port)" = "$PORT" ] && config_current &&
 			[ "$(cat "$DEMO_DIR/pg_trickle_demo.so.sha256" 2>/dev/null)" = "$lib_sum" ]; then
-			write_config
 			log "demo server already running on port $PORT"
 			return 0
 		fi
@@ -107,7 +116,7 @@ start_server() {
 	fi
 	write_config
 	if [ $running = 1 ]; then
-		log "restarting the demo server (new pg_trickle library or port)"
+		log "restarting the demo server (new pg_trickle library, port or settings)"
 		cluster_stop "$DEMO_DIR"
 	fi
 	log "starting the demo server on 127.0.0.1:$PORT (log: $DEMO_DIR/server.log)"
@@ -154,6 +163,7 @@ active_orders and revenue_by_region, which pg_trickle's scheduler keeps up to da
   SELECT property, value FROM pgtrickle.explain_st('revenue_by_region')
     WHERE property IN ('refresh_mode', 'strategy', 'operator_tree');
   SELECT * FROM pgtrickle.health_check();
+  SELECT source_table, cdc_mode FROM pgtrickle.check_cdc_health();  -- WAL: captured by logical decoding
 
 Both stream tables are DIFFERENTIAL: each refresh applies only the changes captured since the last
 one (or records NO_DATA when there are none). active_orders is refreshed every 5 seconds,

@@ -1115,11 +1115,13 @@ ClassifyAgg(Aggref *a, Oid *argtype) {
 	return -1;
 }
 
-// WITH RECURSIVE r AS (seed UNION [ALL] step) SELECT * FROM r: a bag of rows whose delta reads the
-// old result from the storage table (dvm_recursive.cpp).
-void
-BuildRecursivePlan(Query *q, BuildCtx *ctx, RawPlan *out) {
+// The plan's visible columns from the query's target list (also returned in *visible_out), the
+// other lists empty; false (with the reason) when the query calls a function that is not immutable.
+bool
+StartRawPlan(Query *q, RawPlan *out, List **visible_out = nullptr) {
 	List *visible = VisibleTargets(q->targetList);
+	if (visible_out)
+		*visible_out = visible;
 	out->visible_names = NIL;
 	out->visible_types = NIL;
 	ListCell *lc;
@@ -1136,8 +1138,17 @@ BuildRecursivePlan(Query *q, BuildCtx *ctx, RawPlan *out) {
 	if (contain_mutable_functions(reinterpret_cast<Node *>(q))) {
 		out->unsupported = "the query calls a function that is not immutable (its result can change without any "
 		                   "change to the sources, e.g. now())";
-		return;
+		return false;
 	}
+	return true;
+}
+
+// WITH RECURSIVE r AS (seed UNION [ALL] step) SELECT * FROM r: a bag of rows whose delta reads the
+// old result from the storage table (dvm_recursive.cpp).
+void
+BuildRecursivePlan(Query *q, BuildCtx *ctx, RawPlan *out) {
+	if (!StartRawPlan(q, out))
+		return;
 	bool set = false;
 	List *index_columns = NIL;
 	char *delta = RecursiveDelta(ctx, q, out->visible_names, &set, &index_columns);
@@ -1186,26 +1197,10 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		return;
 	}
 
-	List *visible = VisibleTargets(q->targetList);
-	out->visible_names = NIL;
-	out->visible_types = NIL;
-	ListCell *lc;
-	foreach (lc, visible) {
-		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
-		Node *e = reinterpret_cast<Node *>(tle->expr);
-		out->visible_names = lappend(out->visible_names, pstrdup(tle->resname));
-		out->visible_types = lappend(out->visible_types, pstrdup(TypeSql(exprType(e), exprTypmod(e))));
-	}
-	out->unsupported = nullptr;
-	out->gk_types = NIL;
-	out->aggs = NIL;
-	out->visible_exprs = NIL;
-
-	if (contain_mutable_functions(reinterpret_cast<Node *>(q))) {
-		out->unsupported = "the query calls a function that is not immutable (its result can change without any "
-		                   "change to the sources, e.g. now())";
+	List *visible = NIL;
+	if (!StartRawPlan(q, out, &visible))
 		return;
-	}
+	ListCell *lc;
 
 	bool grouped = q->hasAggs || q->groupClause != NIL || q->havingQual != nullptr;
 	bool distinct = q->distinctClause != NIL && !q->hasDistinctOn;

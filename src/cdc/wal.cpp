@@ -221,10 +221,10 @@ StorageTables(pg::SpiSession &spi, Oid relid) {
 	return out;
 }
 
+// (From the syscache: the own-write check of every refresh asks.)
 bool
-IsPartitioned(pg::SpiSession &spi, Oid relid) {
-	pg::SpiRows r = spi.Query("SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = $1", pg::SqlParams().Oid(relid));
-	return r.Count() > 0 && r.Bool(0, 0);
+IsPartitioned(pg::SpiSession &, Oid relid) {
+	return pg::PgCall([&]() { return get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE; });
 }
 
 // replica_identity_before: for a plain table its identity (d, n, f, i:<index>); for a partitioned one

@@ -661,21 +661,24 @@ AdvanceTransitions(pg::SpiSession &spi) {
 			                    .Bool(0, 0);
 		return *writers_quiet;
 	};
-	// Free replication slots; a source only 'auto' asks for leaves the last one free (for a standby,
-	// a backup, another consumer) and moves silently when there is room.
-	int64 free_slots = spi.Query("SELECT pg_catalog.current_setting('max_replication_slots')::pg_catalog.int8 - "
-	                             "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots)")
-	                       .Int64(0, 0);
+	// Free replication slots (counted once a source is ready to move); a source only 'auto' asks for
+	// leaves the last one free (for a standby, a backup, another consumer) and moves silently when
+	// there is room.
+	std::optional<int64> free_slots;
 	for (size_t i = 0; i < rows.Count(); i++) {
 		Oid relid = static_cast<Oid>(rows.Int64(i, 0));
 		if (rows.Text(i, 1) != "TRIGGER" || rows.Bool(i, 2) || !rows.Bool(i, 3) || !rows.Bool(i, 5) || !wal_ok)
 			continue;
+		if (!free_slots)
+			free_slots = spi.Query("SELECT pg_catalog.current_setting('max_replication_slots')::pg_catalog.int8 - "
+			                       "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots)")
+			                 .Int64(0, 0);
 		bool explicit_wal = rows.Bool(i, 4);
-		if (!explicit_wal && free_slots <= 1)
+		if (!explicit_wal && *free_slots <= 1)
 			continue;
 		if (!quiet())
 			break;
-		free_slots--;
+		--*free_slots;
 		std::string slot = SlotName(relid);
 		pg::AsRole as_owner(pg::ExtensionOwner(spi));
 		auto error = TrySlotWork([&]() {

@@ -24,6 +24,8 @@ log_min_messages = warning
 log_line_prefix = '%m [%p] %q%a '
 # Tests drive refreshes themselves; scheduler tests turn this on.
 pg_trickle.enabled = off
+# Tests check the delta engine: which path runs must not depend on the machine's speed.
+pg_trickle.adaptive_refresh = off
 CONF
 }
 

@@ -32,6 +32,11 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
 	needs_reinit           boolean NOT NULL DEFAULT false,
 	requested_cdc_mode     text CHECK (requested_cdc_mode IN ('auto', 'trigger', 'wal')), -- NULL = pg_trickle.cdc_mode
 	functions_used         text[],
+	-- The adaptive DIFFERENTIAL/FULL choice of AUTO stream tables (pg_trickle.adaptive_refresh):
+	last_full_ms           float8,          -- the last FULL (or initial, or reinitialising) refresh
+	last_differential_ms   float8,          -- the last DIFFERENTIAL refresh that consumed changes ...
+	last_differential_changes bigint,       -- ... and how many changed rows it consumed
+	adaptive_full_streak   bigint NOT NULL DEFAULT 0, -- FULL refreshes the rule chose in a row
 	last_error_message     text,
 	last_error_at          timestamptz,
 	created_at             timestamptz NOT NULL DEFAULT now(),

@@ -10,6 +10,7 @@ namespace pgtrickle::guc {
 
 int min_schedule_seconds = 1;
 double differential_max_change_ratio = 0.15;
+bool adaptive_refresh = true;
 bool scheduler_enabled = true;
 int scheduler_interval_ms = 1000;
 int max_consecutive_errors = 3;
@@ -36,6 +37,12 @@ Register() {
 	                         "stream table is refreshed FULL instead (0 = never).",
 	                         nullptr, &differential_max_change_ratio, 0.15, 0.0, 1.0, PGC_USERSET, 0, nullptr, nullptr,
 	                         nullptr);
+	DefineCustomBoolVariable("pg_trickle.adaptive_refresh",
+	                         "Whether AUTO stream tables recompute (FULL) instead of applying the delta when the "
+	                         "delta is known to cost more.",
+	                         "Known from the last DIFFERENTIAL and FULL refresh times; see "
+	                         "pgt_stream_tables.last_full_ms and last_differential_ms.",
+	                         &adaptive_refresh, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("pg_trickle.direct_capture",
 	                         "Whether capture triggers write change buffers directly (heap multi-insert) rather "
 	                         "than through an INSERT ... SELECT statement.",

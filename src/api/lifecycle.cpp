@@ -400,7 +400,8 @@ RedefineStreamTable(pg::SpiSession &spi, catalog::StreamTable st, const std::str
 	    .Text(st.requested_refresh_mode).OptText(mode.reason).TextArray(aq.volatile_functions).Int64(st.pgt_id);
 	spi.Exec("UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $1, defining_query = $2, original_query = $3, "
 	         "refresh_mode = $4, requested_refresh_mode = $5, refresh_mode_reason = $6, functions_used = $7, "
-	         "frontier = NULL, is_populated = false, updated_at = pg_catalog.now() WHERE pgt_id = $8",
+	         "frontier = NULL, is_populated = false, updated_at = pg_catalog.now(), last_full_ms = NULL, "
+	         "last_differential_ms = NULL, last_differential_changes = NULL, adaptive_full_streak = 0 WHERE pgt_id = $8",
 	         p);
 	RecordSources(spi, st.pgt_id, aq);
 	for (const auto &dep : old_deps)

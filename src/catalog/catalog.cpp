@@ -17,7 +17,8 @@ namespace {
 
 constexpr const char *kSelectColumns =
     "SELECT pgt_id, pgt_relid, pgt_schema, pgt_name, defining_query, original_query, schedule, refresh_mode, "
-    "requested_refresh_mode, status, is_populated, frontier::text, needs_reinit, frontier_xid::text, frontier_cid, updated_at::text FROM pgtrickle.pgt_stream_tables ";
+    "requested_refresh_mode, status, is_populated, frontier::text, needs_reinit, frontier_xid::text, frontier_cid, updated_at::text, last_full_ms, last_differential_ms, last_differential_changes, "
+    "adaptive_full_streak FROM pgtrickle.pgt_stream_tables ";
 
 StreamTable
 RowToStreamTable(const pg::SpiRows &rows, size_t i) {
@@ -39,6 +40,13 @@ RowToStreamTable(const pg::SpiRows &rows, size_t i) {
 	if (!rows.IsNull(i, 14))
 		st.frontier_cid = rows.Int64(i, 14);
 	st.updated_at = rows.Text(i, 15);
+	if (!rows.IsNull(i, 16))
+		st.costs.full_ms = rows.Float8(i, 16);
+	if (!rows.IsNull(i, 17))
+		st.costs.diff_ms = rows.Float8(i, 17);
+	if (!rows.IsNull(i, 18))
+		st.costs.diff_changes = rows.Int64(i, 18);
+	st.costs.full_streak = rows.Int64(i, 19);
 	return st;
 }
 

@@ -3,6 +3,7 @@
 
 #include "pg/postgres.hpp"
 #include "pg/spi.hpp"
+#include "core/adaptive.hpp"
 
 #include <optional>
 #include <string>
@@ -27,6 +28,7 @@ struct StreamTable {
 	std::optional<int64_t> frontier_cid;
 	std::string updated_at; // changes with the definition or configuration, not with refreshes
 	bool needs_reinit = false;
+	RefreshCosts costs; // the adaptive choice's measurements (core/adaptive.hpp)
 
 	std::string QualifiedName() const; // "schema"."name"
 	std::string DisplayName() const;   // schema.name

@@ -295,6 +295,12 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	std::optional<std::string> fallback_reason;
 	bool differential = current->refresh_mode == "DIFFERENTIAL";
 	int64_t delta_rows = 0;
+	// AUTO stream tables choose per refresh between the delta and a recomputation (core/adaptive.hpp);
+	// an explicit DIFFERENTIAL is kept to.
+	bool adaptive = differential && guc::adaptive_refresh && current->requested_refresh_mode == "AUTO";
+	AdaptiveChoice choice;
+	int64_t consumed_changes = 0;
+	int64_t work_start = 0;
 
 	if (differential && current->is_populated && current->frontier && !current->needs_reinit) {
 		CachedPlan &cp = GetCachedPlan(spi, *current);
@@ -311,6 +317,9 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			fallback_reason = "changes amount to " + std::string(ratio) + " of source " +
 			                  RelationName(spi, *census.largest_source) +
 			                  " (above pg_trickle.differential_max_change_ratio)";
+		} else if (adaptive && (choice = ChooseAdaptively(current->costs, census.changes)).full) {
+			result.action = "FULL";
+			fallback_reason = choice.reason;
 		} else {
 			result.action = "DIFFERENTIAL";
 			RefreshWriteScope writing;
@@ -319,6 +328,8 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			std::optional<pg::ScopedSetting> capped;
 			if (cp.plan.reads_storage)
 				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));
+			consumed_changes = census.changes;
+			work_start = pg::PgCall([]() { return GetCurrentTimestamp(); });
 			spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts);
 			capped.reset();
 			result.rows_inserted = counts.Int64(0, 0);
@@ -340,10 +351,20 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 		std::string population = StorageQuery(spi, *current);
 		RefreshWriteScope writing;
 		pg::SqlParams none;
+		work_start = pg::PgCall([]() { return GetCurrentTimestamp(); });
 		result.rows_deleted =
 		    static_cast<int64_t>(spi.ExecWithSnapshot("DELETE FROM " + current->QualifiedName(), none, snapshot.Get()));
 		result.rows_inserted = static_cast<int64_t>(
 		    spi.ExecWithSnapshot("INSERT INTO " + current->QualifiedName() + "\n" + population, none, snapshot.Get()));
+	}
+
+	// The time of the work itself (the delta, or the recomputation), for the adaptive choice.
+	RefreshCosts costs = current->costs;
+	if (result.action != "NO_DATA") {
+		int64_t work_end = pg::PgCall([]() { return GetCurrentTimestamp(); });
+		double ms = static_cast<double>(work_end - work_start) / 1000.0;
+		costs = result.action == "DIFFERENTIAL" ? AfterDifferential(costs, consumed_changes, ms, choice.probe)
+		                                        : AfterFull(costs, ms, adaptive && choice.full);
 	}
 
 	pg::SpiRows frontier;
@@ -354,12 +375,26 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	static SPIPlanPtr history_plan = nullptr;
 	pg::SqlParams p;
 	p.Text(frontier.Text(0, 0)).TimestampTz(data_timestamp).Int64(st.pgt_id).Int64(snapshot_cid);
+	if (costs.full_ms)
+		p.Float8(*costs.full_ms);
+	else
+		p.Null(FLOAT8OID);
+	if (costs.diff_ms)
+		p.Float8(*costs.diff_ms);
+	else
+		p.Null(FLOAT8OID);
+	if (costs.diff_changes)
+		p.Int64(*costs.diff_changes);
+	else
+		p.Null(INT8OID);
+	p.Int64(costs.full_streak);
 	if (!update_plan)
 		update_plan = pg::PrepareKept(
 		    "UPDATE pgtrickle.pgt_stream_tables SET frontier = $1::pg_catalog.pg_snapshot, data_timestamp = $2, "
 		    "frontier_xid = pg_catalog.pg_current_xact_id(), frontier_cid = $4, "
 		    "last_refresh_at = pg_catalog.now(), is_populated = true, needs_reinit = false, consecutive_errors = 0, "
-		    "status = CASE WHEN status = 'INITIALIZING' THEN 'ACTIVE' ELSE status END WHERE pgt_id = $3",
+		    "status = CASE WHEN status = 'INITIALIZING' THEN 'ACTIVE' ELSE status END, last_full_ms = $5, "
+		    "last_differential_ms = $6, last_differential_changes = $7, adaptive_full_streak = $8 WHERE pgt_id = $3",
 		    p);
 	spi.ExecPlan(update_plan, p);
 

@@ -165,6 +165,9 @@ log_line_prefix = '%m [%p] %q%a '
 # Tests drive refreshes themselves: the background scheduler would race with their assertions
 # (a test of the scheduler makes a cluster with extra_conf="pg_trickle.enabled = on").
 pg_trickle.enabled = off
+# The tests check the delta engine: whether an AUTO stream table recomputes instead must not depend
+# on the machine's speed (test_adaptive.py turns pg_trickle.adaptive_refresh on in its sessions).
+pg_trickle.adaptive_refresh = off
 {extra_conf}
 """)
         return self

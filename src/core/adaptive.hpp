@@ -1,0 +1,46 @@
+// The adaptive choice between a DIFFERENTIAL and a FULL refresh of an AUTO stream table (pure logic,
+// unit-tested; docs/CONFIGURATION.md, pg_trickle.adaptive_refresh).
+//
+// Model: the cost of a differential refresh grows with the number of changed rows it consumes, n, and
+// is at least affine in n with a non-negative fixed part (planning, scanning the change windows).
+// From one sample (n0 changes took t0 ms) that gives a lower bound for n changes:
+//     t0 * min(1, n / n0)
+// (no less than t0 for more changes; for fewer, no less than the sample scaled down proportionally).
+// A refresh goes FULL only when that lower bound exceeds the last FULL refresh's time: only when the
+// delta is known to cost more, never on a guess. Every DIFFERENTIAL refresh replaces the sample, every
+// FULL one (chosen by this rule or not) the FULL time, so the choice follows the data as it grows and
+// the change rate as it shrinks. As the sample is not renewed while FULL wins, the rule still runs a
+// DIFFERENTIAL refresh after 16, 32, 64, ... FULL refreshes in a row (a probe: an index or fresh
+// statistics may have made the delta cheap again), so the probes cost little when FULL stays better.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace pgtrickle {
+
+struct RefreshCosts {
+	std::optional<double> full_ms;       // the last FULL (or reinitialising, or initial) refresh
+	std::optional<double> diff_ms;       // the last DIFFERENTIAL refresh ...
+	std::optional<int64_t> diff_changes; // ... and the changed rows it consumed
+	int64_t full_streak = 0;             // FULL refreshes chosen by this rule in a row
+};
+
+struct AdaptiveChoice {
+	bool full = false;
+	bool probe = false;     // DIFFERENTIAL although the rule says FULL (see above)
+	double lower_bound_ms = 0;
+	std::string reason;     // when full: why, for the refresh history
+};
+
+// The first probe comes after this many FULL refreshes chosen in a row, then after twice as many, ...
+constexpr int64_t kAdaptiveFirstProbe = 16;
+
+AdaptiveChoice ChooseAdaptively(const RefreshCosts &costs, int64_t changes);
+
+// The costs after a refresh: DIFFERENTIAL (chosen by the rule or as a probe) or FULL.
+RefreshCosts AfterDifferential(RefreshCosts costs, int64_t changes, double ms, bool probe);
+RefreshCosts AfterFull(RefreshCosts costs, double ms, bool chosen_adaptively);
+
+} // namespace pgtrickle

@@ -1,0 +1,119 @@
+"""The adaptive choice of AUTO stream tables (pg_trickle.adaptive_refresh, src/core/adaptive.hpp): a
+refresh recomputes (FULL) instead of applying the delta when the delta is known to cost more — its
+last DIFFERENTIAL refresh, scaled down to the changes at hand, took longer than the last FULL one —
+and goes back to the delta when the changes shrink. Explicit DIFFERENTIAL stream tables are never
+switched. Contents stay exact either way.
+
+The test clusters run with the setting off (the other tests check the delta engine); these tests
+turn it on in their sessions."""
+from pgt_helpers import assert_st_differs_from_query, assert_st_matches_query, create_st, refresh
+
+AGG = "SELECT g, count(*) AS n, sum(v) AS s FROM big GROUP BY g"
+
+
+def costs(conn, name):
+    return conn.execute(
+        "SELECT last_full_ms, last_differential_ms, last_differential_changes, adaptive_full_streak "
+        "FROM pgtrickle.pgt_stream_tables WHERE pgt_name = %s", (name,)).fetchone()
+
+
+def last_refresh(conn, name):
+    return conn.execute(
+        "SELECT h.action, h.was_full_fallback, h.fallback_reason FROM pgtrickle.pgt_refresh_history h "
+        "JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE s.pgt_name = %s "
+        "ORDER BY h.refresh_id DESC LIMIT 1", (name,)).fetchone()
+
+
+def refresh_checked(conn, name, query):
+    assert_st_differs_from_query(conn, name, query)
+    refresh(conn, name)
+    assert_st_matches_query(conn, name, query)
+    return last_refresh(conn, name)
+
+
+def big_table(conn, rows):
+    conn.execute("CREATE TABLE big (id int PRIMARY KEY, g int, v int)")
+    conn.execute("INSERT INTO big SELECT i, i %% 100, i FROM generate_series(1, %s) i", (rows,))
+    conn.execute("ANALYZE big")
+
+
+def test_auto_recomputes_when_the_delta_costs_more(db):
+    c = db.conn
+    c.execute("SET pg_trickle.adaptive_refresh = on")
+    big_table(c, 300000)
+    create_st(c, "agg", AGG, refresh_mode="AUTO", schedule="calculated", cdc_mode="trigger")
+    full_ms, diff_ms, diff_changes, streak = costs(c, "agg")
+    assert full_ms is not None and full_ms > 0 and diff_ms is None and streak == 0  # the initial population
+
+    # Every row changes: nothing measured the delta yet, so it runs (and is measured).
+    c.execute("UPDATE big SET v = v + 1")
+    assert refresh_checked(c, "agg", AGG)[0] == "DIFFERENTIAL"
+    full_ms, diff_ms, diff_changes, streak = costs(c, "agg")
+    assert diff_changes == 600000  # an UPDATE is a deleted and an inserted row
+    # Consolidating 600,000 buffer rows costs far more than aggregating 300,000 rows (about 20x on
+    # the debug build); the rest of the test relies on that.
+    assert diff_ms > 3 * full_ms, (diff_ms, full_ms)
+
+    # The same amount again: known to cost more, so FULL, with the reason recorded.
+    c.execute("UPDATE big SET v = v + 1")
+    action, fallback, reason = refresh_checked(c, "agg", AGG)
+    assert (action, fallback) == ("FULL", True), reason
+    assert reason.startswith("adaptive: 600000 changed rows would take at least"), reason
+    new_full_ms, diff_ms2, _, streak = costs(c, "agg")
+    assert streak == 1 and diff_ms2 == diff_ms and new_full_ms != full_ms  # the FULL time renewed
+
+    # One row: the sample scaled down is far below a FULL refresh, so the delta runs again.
+    c.execute("UPDATE big SET v = v - 7 WHERE id = 5")
+    assert refresh_checked(c, "agg", AGG)[0] == "DIFFERENTIAL"
+    _, diff_ms3, diff_changes, streak = costs(c, "agg")
+    assert diff_changes == 2 and streak == 0 and diff_ms3 < diff_ms
+
+
+def pretend(conn, name, full_ms, diff_ms, diff_changes, streak=0):
+    """Measurements as if the delta had been slow (so the choice is independent of machine speed)."""
+    conn.execute("UPDATE pgtrickle.pgt_stream_tables SET last_full_ms = %s, last_differential_ms = %s, "
+                 "last_differential_changes = %s, adaptive_full_streak = %s WHERE pgt_name = %s",
+                 (full_ms, diff_ms, diff_changes, streak, name))
+
+
+def test_the_choice_follows_the_setting_and_the_requested_mode(db):
+    c = db.conn
+    big_table(c, 1000)
+    create_st(c, "st_auto", AGG, refresh_mode="AUTO", schedule="calculated", cdc_mode="trigger")
+    create_st(c, "st_diff", AGG, refresh_mode="DIFFERENTIAL", schedule="calculated", cdc_mode="trigger")
+    n = 0
+    for setting, name, expected in [("on", "st_diff", "DIFFERENTIAL"),   # explicit DIFFERENTIAL is kept to
+                                    ("off", "st_auto", "DIFFERENTIAL"),  # the setting is off
+                                    ("on", "st_auto", "FULL")]:
+        c.execute(f"SET pg_trickle.adaptive_refresh = {setting}")
+        pretend(c, name, 0.001, 1e6, 1)
+        n += 1
+        c.execute("UPDATE big SET v = v + 1 WHERE id = %s", (n,))
+        assert refresh_checked(c, name, AGG)[0] == expected, (setting, name)
+        if name == "st_diff":
+            refresh(c, "st_auto")  # consume the same change
+
+    # After 16 FULL refreshes the rule chose in a row, a probe runs the delta once (and measures it).
+    pretend(c, "st_auto", 0.001, 1e6, 1, streak=16)
+    c.execute("UPDATE big SET v = v + 1 WHERE id = 10")
+    assert refresh_checked(c, "st_auto", AGG)[0] == "DIFFERENTIAL"
+    _, diff_ms, diff_changes, streak = costs(c, "st_auto")
+    assert diff_changes == 2 and diff_ms < 1e6 and streak == 17
+    pretend(c, "st_auto", 0.001, 1e6, 1, streak=17)
+    c.execute("UPDATE big SET v = v + 1 WHERE id = 11")
+    assert refresh_checked(c, "st_auto", AGG)[0] == "FULL"
+    assert costs(c, "st_auto")[3] == 18
+
+
+def test_a_new_query_forgets_the_measurements(db):
+    c = db.conn
+    c.execute("SET pg_trickle.adaptive_refresh = on")
+    big_table(c, 1000)
+    create_st(c, "st_auto", AGG, refresh_mode="AUTO", schedule="calculated", cdc_mode="trigger")
+    pretend(c, "st_auto", 0.001, 1e6, 1, streak=3)
+    other = "SELECT g, max(v) AS m FROM big GROUP BY g"
+    c.execute("SELECT pgtrickle.alter_stream_table('st_auto', query => %s)", (other,))
+    full_ms, diff_ms, diff_changes, streak = costs(c, "st_auto")
+    assert full_ms is not None and (diff_ms, diff_changes, streak) == (None, None, 0)  # the FULL after the alter
+    c.execute("UPDATE big SET v = v + 100000 WHERE id = 1")  # a new maximum of its group
+    assert refresh_checked(c, "st_auto", other)[0] == "DIFFERENTIAL"

@@ -38,6 +38,8 @@ max_wal_size = 16GB             # no checkpoint during a measurement; explicit C
 min_wal_size = 2GB
 checkpoint_timeout = 30min
 checkpoint_completion_target = 0.9
+pg_trickle.adaptive_refresh = on  # the product's default (cluster_init turns it off for the tests);
+                                # a benchmark that measures the delta engine turns it off itself
 pg_trickle.enabled = off        # no background scheduler: the benchmarks refresh by hand (builds
                                 # without this setting ignore it with a warning)
 CONF

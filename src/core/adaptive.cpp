@@ -41,6 +41,33 @@ ChooseAdaptively(const RefreshCosts &costs, int64_t changes) {
 	return c;
 }
 
+double
+DeltaBudgetMs(const RefreshCosts &costs) {
+	if (!costs.full_ms)
+		return 0;
+	return std::max(kDeltaBudgetFloorMs, kDeltaBudgetFactor * *costs.full_ms);
+}
+
+std::string
+BudgetExceededReason(const RefreshCosts &costs, int64_t changes, double delta_ms) {
+	char buf[320];
+	snprintf(buf, sizeof buf,
+	         "adaptive: the delta of %lld changed rows was cancelled after %.1f ms, past its budget of %.1f ms "
+	         "(%.0f times the last FULL refresh, %.1f ms, at least %.0f ms); recomputed instead",
+	         static_cast<long long>(changes), delta_ms, DeltaBudgetMs(costs), kDeltaBudgetFactor,
+	         costs.full_ms ? *costs.full_ms : 0.0, kDeltaBudgetFloorMs);
+	return buf;
+}
+
+RefreshCosts
+AfterCancelledDelta(RefreshCosts costs, int64_t changes, double delta_ms, double full_ms) {
+	if (changes > 0) {
+		costs.diff_ms = delta_ms;
+		costs.diff_changes = changes;
+	}
+	return AfterFull(costs, full_ms, true);
+}
+
 RefreshCosts
 AfterDifferential(RefreshCosts costs, int64_t changes, double ms, bool probe) {
 	if (changes > 0) {

@@ -12,6 +12,13 @@
 // the change rate as it shrinks. As the sample is not renewed while FULL wins, the rule still runs a
 // DIFFERENTIAL refresh after 16, 32, 64, ... FULL refreshes in a row (a probe: an index or fresh
 // statistics may have made the delta cheap again), so the probes cost little when FULL stays better.
+//
+// A delta that was never measured, or runs far past its lower bound, is stopped by a budget: once a
+// FULL time is known, the delta of an adaptive refresh may run kDeltaBudgetFactor times that (at
+// least kDeltaBudgetFloorMs); past it the delta is cancelled, its work rolled back, and the refresh
+// recomputes. The time it ran is a lower bound of its cost and becomes the sample. So an AUTO refresh
+// never costs more than about (1 + kDeltaBudgetFactor) FULL refreshes, even for a delta that would
+// run for minutes.
 #pragma once
 
 #include <cstdint>
@@ -39,8 +46,18 @@ constexpr int64_t kAdaptiveFirstProbe = 16;
 
 AdaptiveChoice ChooseAdaptively(const RefreshCosts &costs, int64_t changes);
 
+constexpr double kDeltaBudgetFactor = 2.0;
+constexpr double kDeltaBudgetFloorMs = 100.0;
+
+// The delta's budget in ms; 0 = none (no FULL time known yet).
+double DeltaBudgetMs(const RefreshCosts &costs);
+// The history's reason for a refresh whose delta ran out of its budget.
+std::string BudgetExceededReason(const RefreshCosts &costs, int64_t changes, double delta_ms);
+
 // The costs after a refresh: DIFFERENTIAL (chosen by the rule or as a probe) or FULL.
 RefreshCosts AfterDifferential(RefreshCosts costs, int64_t changes, double ms, bool probe);
 RefreshCosts AfterFull(RefreshCosts costs, double ms, bool chosen_adaptively);
+// A delta cancelled after delta_ms (a lower bound of its cost), then a FULL refresh of full_ms.
+RefreshCosts AfterCancelledDelta(RefreshCosts costs, int64_t changes, double delta_ms, double full_ms);
 
 } // namespace pgtrickle

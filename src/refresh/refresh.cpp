@@ -7,12 +7,16 @@
 #include "core/sql_text.hpp"
 #include "guc.hpp"
 #include "pg/guc_scope.hpp"
+#include "pg/subxact.hpp"
 
 extern "C" {
 #include "commands/trigger.h"
 #include "storage/lmgr.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/timeout.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
 }
 
 #include <optional>
@@ -181,6 +185,69 @@ GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 	return cp;
 }
 
+double
+MsSince(int64_t start) {
+	int64_t now = pg::PgCall([]() { return GetCurrentTimestamp(); });
+	return static_cast<double>(now - start) / 1000.0;
+}
+
+// The delta's budget (core/adaptive.hpp): a timer that, when it fires, asks for a query cancel the way
+// PostgreSQL's own statement_timeout does, and a flag telling that cancel from one a user asked for.
+volatile sig_atomic_t budget_expired = 0;
+TimeoutId budget_timeout = MAX_TIMEOUTS; // registered on first use
+
+void
+BudgetTimeoutHandler() {
+	budget_expired = 1;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+// Runs fn in a subtransaction with a budget of `ms`. True if it completed (its work kept); false if
+// the budget ran out (its work rolled back). Any other error, a user's cancel included, propagates.
+template <typename F>
+bool
+RunWithinBudget(double ms, F &&fn) {
+	pg::PgCall([&]() {
+		if (budget_timeout == MAX_TIMEOUTS)
+			budget_timeout = RegisterTimeout(USER_TIMEOUT, BudgetTimeoutHandler);
+	});
+	pg::SubxactState sx = pg::BeginSubtransaction();
+	// The timer is disarmed on every path (disable_timeout only touches the timer list, so it is safe
+	// with an error pending): one left armed would cancel whatever statement runs when it fires.
+	struct Disarm {
+		~Disarm() {
+			disable_timeout(budget_timeout, false);
+		}
+	};
+	try {
+		{
+			budget_expired = 0;
+			Disarm disarm;
+			int timeout_ms = static_cast<int>(std::min(ms, 2e9)) + 1;
+			pg::PgCall([&]() { enable_timeout_after(budget_timeout, timeout_ms); });
+			fn();
+		}
+		// Fired after the work finished but before it was disarmed: that cancel is ours, not wanted.
+		if (budget_expired)
+			QueryCancelPending = false;
+		pg::CommitSubtransaction(sx);
+		return true;
+	} catch (const pg::PgError &e) {
+		bool ours = budget_expired && e.Sqlerrcode() == ERRCODE_QUERY_CANCELED;
+		pg::ClearPgErrorPending();
+		pg::RollbackSubtransaction(sx);
+		if (!ours)
+			pg::ThrowPgError(e.Data());
+		return false;
+	} catch (...) {
+		pg::ClearPgErrorPending();
+		pg::RollbackSubtransaction(sx);
+		throw;
+	}
+}
+
 struct Census {
 	int64_t changes = 0;
 	std::optional<Oid> truncated;
@@ -301,6 +368,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	AdaptiveChoice choice;
 	int64_t consumed_changes = 0;
 	int64_t work_start = 0;
+	std::optional<double> cancelled_delta_ms; // the delta ran out of its budget (then FULL)
 
 	if (differential && current->is_populated && current->frontier && !current->needs_reinit) {
 		CachedPlan &cp = GetCachedPlan(spi, *current);
@@ -330,11 +398,22 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));
 			consumed_changes = census.changes;
 			work_start = pg::PgCall([]() { return GetCurrentTimestamp(); });
-			spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts);
+			double budget = adaptive ? DeltaBudgetMs(current->costs) : 0;
+			bool done = budget > 0 ? RunWithinBudget(budget, [&]() {
+				spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts);
+			})
+			                       : (spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts),
+			                          true);
 			capped.reset();
-			result.rows_inserted = counts.Int64(0, 0);
-			result.rows_deleted = counts.Int64(0, 1);
-			delta_rows = counts.Int64(0, 2);
+			if (done) {
+				result.rows_inserted = counts.Int64(0, 0);
+				result.rows_deleted = counts.Int64(0, 1);
+				delta_rows = counts.Int64(0, 2);
+			} else {
+				cancelled_delta_ms = MsSince(work_start);
+				result.action = "FULL";
+				fallback_reason = BudgetExceededReason(current->costs, consumed_changes, *cancelled_delta_ms);
+			}
 		}
 	} else {
 		// A reinitialisation (after DDL on a source, or a restore) is a full recompute, recorded as such.
@@ -361,10 +440,10 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	// The time of the work itself (the delta, or the recomputation), for the adaptive choice.
 	RefreshCosts costs = current->costs;
 	if (result.action != "NO_DATA") {
-		int64_t work_end = pg::PgCall([]() { return GetCurrentTimestamp(); });
-		double ms = static_cast<double>(work_end - work_start) / 1000.0;
-		costs = result.action == "DIFFERENTIAL" ? AfterDifferential(costs, consumed_changes, ms, choice.probe)
-		                                        : AfterFull(costs, ms, adaptive && choice.full);
+		double ms = MsSince(work_start);
+		costs = cancelled_delta_ms ? AfterCancelledDelta(costs, consumed_changes, *cancelled_delta_ms, ms)
+		        : result.action == "DIFFERENTIAL" ? AfterDifferential(costs, consumed_changes, ms, choice.probe)
+		                                          : AfterFull(costs, ms, adaptive && choice.full);
 	}
 
 	pg::SpiRows frontier;

@@ -103,3 +103,37 @@ TEST(Adaptive, ARefreshWithoutChangesKeepsTheSample) {
 
 } // namespace
 } // namespace pgtrickle
+
+namespace pgtrickle {
+namespace {
+
+TEST(AdaptiveBudget, NoneWithoutAFullTime) {
+	EXPECT_EQ(DeltaBudgetMs(RefreshCosts{}), 0);
+}
+
+TEST(AdaptiveBudget, TwiceTheFullTimeAtLeastTheFloor) {
+	RefreshCosts c;
+	c.full_ms = 10;
+	EXPECT_DOUBLE_EQ(DeltaBudgetMs(c), kDeltaBudgetFloorMs);
+	c.full_ms = 5000;
+	EXPECT_DOUBLE_EQ(DeltaBudgetMs(c), kDeltaBudgetFactor * 5000);
+}
+
+TEST(AdaptiveBudget, ACancelledDeltaIsALowerBoundThatChoosesFull) {
+	RefreshCosts c;
+	c.full_ms = 10;
+	// Never measured: the delta runs, is cancelled at its budget, and the refresh recomputes.
+	ASSERT_FALSE(ChooseAdaptively(c, 5000).full);
+	std::string reason = BudgetExceededReason(c, 5000, 100.4);
+	EXPECT_NE(reason.find("cancelled after 100.4 ms, past its budget of 100.0 ms"), std::string::npos) << reason;
+	c = AfterCancelledDelta(c, 5000, 100.4, 12);
+	EXPECT_EQ(*c.diff_changes, 5000);
+	EXPECT_DOUBLE_EQ(*c.diff_ms, 100.4);
+	EXPECT_DOUBLE_EQ(*c.full_ms, 12);
+	EXPECT_EQ(c.full_streak, 1);
+	EXPECT_TRUE(ChooseAdaptively(c, 5000).full);  // at least 100.4 ms > 12 ms
+	EXPECT_FALSE(ChooseAdaptively(c, 500).full);  // at least 10.0 ms: not known to cost more
+}
+
+} // namespace
+} // namespace pgtrickle

@@ -79,6 +79,9 @@ def main():
     ap.add_argument("--explain", default="", metavar="q05,q19",
                     help="after the last cycle's changes, before its refreshes, print EXPLAIN ANALYZE of these "
                          "DIFFERENTIAL stream tables' delta queries (explain_st's delta_query; not timed)")
+    ap.add_argument("--fraction", type=float, default=None, metavar="F",
+                    help="updates of this fraction of the rows per cycle instead of 1 %% (e.g. 0.0001), RF1/RF2 "
+                         "of a tenth of it (at least one order each)")
     ap.add_argument("--adaptive", action="store_true",
                     help="let AUTO stream tables recompute when the delta is known to cost more "
                          "(pg_trickle.adaptive_refresh = on, the product's default); without it the AUTO stream "
@@ -101,6 +104,9 @@ def main():
     print(f"   generated in {t_load:.1f} s (+ VACUUM ANALYZE): "
           + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
+    if args.fraction is not None:
+        n = tpch.set_change_fraction(conn, args.fraction)
+        print(f"   change cycles: updates of {args.fraction:g} of the rows, RF1/RF2 of {n} orders each")
     info = {}
     for q, text in queries.items():
         ms_auto = timed(conn, "SELECT pgtrickle.create_stream_table(%s, %s, refresh_mode => 'AUTO')", (f"{q}_auto", text))
@@ -139,7 +145,7 @@ def main():
     for cycle in range(1, args.reps + 2):
         timed_cycle = cycle > 1
         t0 = time.perf_counter()
-        tpch.change_cycle(conn, cycle)
+        tpch.change_cycle(conn, cycle, fraction=args.fraction)
         t_change = time.perf_counter() - t0
         if cycle == args.reps + 1:
             for q in [x.strip() for x in args.explain.split(",") if x.strip()]:

@@ -326,10 +326,10 @@ BEGIN
 END
 $$;
 
--- Updates of about 1 % of the rows of orders (with their lineitems), customer, part, partsupp and
+-- Updates of about 1 % (`fraction`) of the rows of orders (with their lineitems), customer, part, partsupp and
 -- supplier, in the columns the queries read: dates, priorities, discounts, quantities, prices,
 -- ship modes, segments, nations, balances, brands, types, sizes, containers, names, costs, comments.
-CREATE FUNCTION tpchgen.updates(cycle integer) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION tpchgen.updates(cycle integer, fraction float8 DEFAULT 0.01) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     cfg tpchgen.config;
     s bigint;
@@ -341,7 +341,7 @@ BEGIN
     -- quantities (and extended prices), ship modes; then total price and status follow.
     CREATE TEMP TABLE tpchgen_upd_orders ON COMMIT DROP AS
     SELECT o_orderkey, tpchgen.uni(o_orderkey, s + 1, -45, 45)::int AS shift
-    FROM orders WHERE tpchgen.rnd(o_orderkey, s) < 0.01;
+    FROM orders WHERE tpchgen.rnd(o_orderkey, s) < fraction;
 
     UPDATE lineitem l
     SET l_quantity = tpchgen.uni(l.l_orderkey * 8 + l.l_linenumber, s + 2, 1, 50),
@@ -380,7 +380,7 @@ BEGIN
         c_mktsegment = tpchgen.segment(c_custkey, s + 25),
         c_comment = tpchgen.txt(c_custkey, s + 200, 29, 116)
     FROM (SELECT k, tpchgen.uni(k, s + 20, 0, 24)::int AS nk FROM generate_series(1, cfg.n_customer) k) x
-    WHERE c_custkey = x.k AND tpchgen.rnd(c_custkey, s + 19) < 0.01;
+    WHERE c_custkey = x.k AND tpchgen.rnd(c_custkey, s + 19) < fraction;
 
     UPDATE part
     SET p_name = tpchgen.p_name(p_partkey, s + 30),
@@ -391,13 +391,13 @@ BEGIN
         p_container = tpchgen.p_container(p_partkey, s + 38),
         p_comment = tpchgen.txt(p_partkey, s + 300, 5, 22)
     FROM (SELECT k, tpchgen.uni(k, s + 32, 1, 5) AS m FROM generate_series(1, cfg.n_part) k) x
-    WHERE p_partkey = x.k AND tpchgen.rnd(p_partkey, s + 29) < 0.01;
+    WHERE p_partkey = x.k AND tpchgen.rnd(p_partkey, s + 29) < fraction;
 
     UPDATE partsupp
     SET ps_availqty = tpchgen.uni(ps_partkey::bigint * 1000003 + ps_suppkey, s + 41, 1, 9999),
         ps_supplycost = tpchgen.uni(ps_partkey::bigint * 1000003 + ps_suppkey, s + 42, 100, 100000) / 100.0,
         ps_comment = tpchgen.txt(ps_partkey::bigint * 1000003 + ps_suppkey, s + 400, 49, 198)
-    WHERE tpchgen.rnd(ps_partkey::bigint * 1000003 + ps_suppkey, s + 40) < 0.01;
+    WHERE tpchgen.rnd(ps_partkey::bigint * 1000003 + ps_suppkey, s + 40) < fraction;
 
     UPDATE supplier
     SET s_nationkey = nk,
@@ -405,7 +405,7 @@ BEGIN
         s_acctbal = tpchgen.uni(s_suppkey, s + 54, -99999, 999999) / 100.0,
         s_comment = tpchgen.s_comment(s_suppkey, s + 500)
     FROM (SELECT k, tpchgen.uni(k, s + 50, 0, 24)::int AS nk FROM generate_series(1, cfg.n_supplier) k) x
-    WHERE s_suppkey = x.k AND tpchgen.rnd(s_suppkey, s + 49) < 0.01;
+    WHERE s_suppkey = x.k AND tpchgen.rnd(s_suppkey, s + 49) < fraction;
 END
 $$;
 

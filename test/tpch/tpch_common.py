@@ -36,16 +36,27 @@ def load(conn, sf, seed=None):
     conn.execute("ANALYZE region, nation, part, supplier, partsupp, customer, orders, lineitem")
 
 
-def change_cycle(conn, cycle, separate_transactions=True):
+def change_cycle(conn, cycle, separate_transactions=True, fraction=None):
     """Change cycle `cycle` (1, 2, ...): RF1 (new orders and lineitems, 0.1 % of orders), RF2 (deletes
     0.1 % of the orders and their lineitems), then updates of ~1 % of orders (and their lineitems),
-    customers, parts, partsupp and suppliers. Three transactions, or one."""
-    if separate_transactions:
+    customers, parts, partsupp and suppliers. Three transactions, or one. `fraction` replaces the 1 %
+    of the updates (RF1/RF2 follow tpchgen.config.n_change: see set_change_fraction)."""
+    if separate_transactions or fraction is not None:
         conn.execute("SELECT tpchgen.rf1(%s)", (cycle,))
         conn.execute("SELECT tpchgen.rf2(%s)", (cycle,))
-        conn.execute("SELECT tpchgen.updates(%s)", (cycle,))
+        if fraction is None:
+            conn.execute("SELECT tpchgen.updates(%s)", (cycle,))
+        else:
+            conn.execute("SELECT tpchgen.updates(%s, %s)", (cycle, fraction))
     else:
         conn.execute("SELECT tpchgen.change_cycle(%s)", (cycle,))
+
+
+def set_change_fraction(conn, fraction):
+    """Scales RF1/RF2 to a tenth of `fraction` of the orders (at least one order each), as the default
+    cycle's 0.1 % is a tenth of its 1 % updates. Call before the first cycle; returns the orders per RF."""
+    return conn.execute("UPDATE tpchgen.config SET n_change = greatest(1, round(n_orders * %s / 10)) "
+                        "RETURNING n_change", (fraction,)).fetchone()[0]
 
 
 def table_counts(conn):

@@ -1186,6 +1186,10 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		BuildRawPlan(rewritten_sql, out);
 		return;
 	}
+	if (char *rewritten_sql = RewriteWindowLevels(q)) {
+		BuildRawPlan(rewritten_sql, out);
+		return;
+	}
 	if (q->groupingSets && !q->setOperations && !contain_mutable_functions(reinterpret_cast<Node *>(q))) {
 		if (SublinkOutsideAggs(reinterpret_cast<Node *>(q->targetList), nullptr) || SublinkOutsideAggs(q->havingQual, nullptr) ||
 		    q->hasWindowFuncs || q->distinctClause || q->hasTargetSRFs) {

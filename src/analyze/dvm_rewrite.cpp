@@ -226,3 +226,336 @@ RewriteGroupingSets(Query *q) {
 }
 
 } // namespace pgtrickle::dvm_detail
+
+namespace pgtrickle::dvm_detail {
+
+// --- Windows with several PARTITION BY clauses -----------------------------------------------------------
+//
+// A level whose windows share no PARTITION BY expression is split into nested levels, each computing
+// the windows of one group of windows that do share one (innermost first), over all rows of the level
+// below and every column the level above needs:
+//
+//   SELECT <targets>, f1() OVER (PARTITION BY a), f2() OVER (PARTITION BY b) FROM <input> WHERE <w>
+//   =  SELECT <targets, f1 read from below>, f2() OVER (PARTITION BY b)
+//        FROM (SELECT <columns>, f1() OVER (PARTITION BY a) FROM <input> WHERE <w>) x
+//
+// Window functions do not filter or multiply rows, so every level sees exactly the rows of the
+// original level, and each window is computed over the same partitions as before. Each new level is
+// then maintained as a subquery with windows (touched partitions recomputed, dvm_keyed.cpp): a change
+// recomputes the a-partitions it touches, and the b-partitions of every row whose f1 value or input
+// changed. Levels are only split when every window has a PARTITION BY, no aggregation, DISTINCT or
+// set-returning function shares the level, and the windows use no subquery and no outer column.
+
+struct WindowGroup {
+	List *keys;    // the PARTITION BY expressions the group's windows share
+	List *winrefs; // its windows' winref (int list)
+};
+
+bool
+OuterRefWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Var) && reinterpret_cast<Var *>(node)->varlevelsup > 0)
+		return true;
+	if (IsA(node, Aggref) && reinterpret_cast<Aggref *>(node)->agglevelsup > 0)
+		return true;
+	return expression_tree_walker(node, OuterRefWalker, context);
+}
+
+bool
+HasOuterRefsOrSublinks(Node *n) {
+	return n != nullptr && (ContainsSublink(n) || OuterRefWalker(n, nullptr));
+}
+
+// The windows of q, grouped (greedily, in order) so that the windows of a group share a PARTITION BY
+// expression; NIL if a window has no PARTITION BY.
+List *
+GroupWindows(Query *q) {
+	List *groups = NIL;
+	ListCell *lc;
+	foreach (lc, q->windowClause) {
+		auto *wc = static_cast<WindowClause *>(lfirst(lc));
+		List *exprs = NIL;
+		ListCell *pc;
+		foreach (pc, wc->partitionClause)
+			exprs = lappend(exprs, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList));
+		if (exprs == NIL)
+			return NIL;
+		WindowGroup *into = nullptr;
+		ListCell *gc;
+		foreach (gc, groups) {
+			auto *g = static_cast<WindowGroup *>(lfirst(gc));
+			List *shared = NIL;
+			ListCell *kc;
+			foreach (kc, g->keys)
+				if (list_member(exprs, lfirst(kc)))
+					shared = lappend(shared, lfirst(kc));
+			if (shared != NIL) {
+				g->keys = shared;
+				into = g;
+				break;
+			}
+		}
+		if (!into) {
+			into = static_cast<WindowGroup *>(palloc0(sizeof(WindowGroup)));
+			into->keys = exprs;
+			groups = lappend(groups, into);
+		}
+		into->winrefs = lappend_int(into->winrefs, static_cast<int>(wc->winref));
+	}
+	return groups;
+}
+
+bool
+NeedsWindowSplit(Query *q) {
+	if (!q->hasWindowFuncs || q->hasAggs || q->groupClause || q->havingQual || q->groupingSets ||
+	    q->distinctClause || q->setOperations || q->hasTargetSRFs || q->windowClause == NIL)
+		return false;
+	List *groups = GroupWindows(q);
+	if (list_length(groups) < 2)
+		return false;
+	// The window functions and their PARTITION BY / ORDER BY move into inner levels.
+	return !HasOuterRefsOrSublinks(reinterpret_cast<Node *>(q->targetList));
+}
+
+struct WindowMapCtx {
+	List *vars;       // the Vars of the original level, as columns 1..n of every level above the input
+	List *done_funcs; // WindowFunc nodes computed below ...
+	List *done_cols;  // ... and their column numbers (int list)
+	List *winref_map; // pairs (old winref, new winref) of the windows computed at this level
+};
+
+Node *
+WindowMapMutator(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	auto *c = static_cast<WindowMapCtx *>(context);
+	if (IsA(node, Var) && reinterpret_cast<Var *>(node)->varlevelsup == 0) {
+		auto *v = reinterpret_cast<Var *>(node);
+		int i = 1;
+		ListCell *lc;
+		foreach (lc, c->vars) {
+			auto *u = static_cast<Var *>(lfirst(lc));
+			if (u->varno == v->varno && u->varattno == v->varattno)
+				return reinterpret_cast<Node *>(makeVar(1, static_cast<AttrNumber>(i), v->vartype, v->vartypmod,
+				                                        v->varcollid, 0));
+			i++;
+		}
+		elog(ERROR, "pg_trickle: column of a window level not found below it");
+	}
+	if (IsA(node, WindowFunc)) {
+		auto *wf = reinterpret_cast<WindowFunc *>(node);
+		ListCell *fc, *cc;
+		forboth (fc, c->done_funcs, cc, c->done_cols)
+			if (equal(lfirst(fc), wf))
+				return reinterpret_cast<Node *>(
+				    makeVar(1, static_cast<AttrNumber>(lfirst_int(cc)), wf->wintype, -1, exprCollation(node), 0));
+		auto *copy = reinterpret_cast<WindowFunc *>(expression_tree_mutator(node, WindowMapMutator, context));
+		for (int k = 0; k + 1 < list_length(c->winref_map); k += 2)
+			if (list_nth_int(c->winref_map, k) == static_cast<int>(wf->winref))
+				copy->winref = static_cast<Index>(list_nth_int(c->winref_map, k + 1));
+		return reinterpret_cast<Node *>(copy);
+	}
+	return expression_tree_mutator(node, WindowMapMutator, context);
+}
+
+bool
+CollectWindowFuncsWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, WindowFunc)) {
+		auto **out = static_cast<List **>(context);
+		if (!list_member(*out, node))
+			*out = lappend(*out, node);
+		return false;
+	}
+	return expression_tree_walker(node, CollectWindowFuncsWalker, context);
+}
+
+RangeTblEntry *
+SubqueryRte(Query *sub, const char *alias) {
+	List *names = NIL;
+	ListCell *lc;
+	foreach (lc, sub->targetList) {
+		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+		if (!tle->resjunk)
+			names = lappend(names, makeString(pstrdup(tle->resname)));
+	}
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = sub;
+	rte->alias = makeAlias(alias, NIL);
+	rte->eref = makeAlias(alias, names);
+	rte->inFromCl = true;
+	return rte;
+}
+
+// A level reading `below` (as its only FROM item).
+Query *
+LevelOver(Query *below, const char *alias) {
+	Query *l = makeNode(Query);
+	l->commandType = CMD_SELECT;
+	l->querySource = QSRC_ORIGINAL;
+	l->canSetTag = true;
+	l->rtable = list_make1(SubqueryRte(below, alias));
+	RangeTblRef *ref = makeNode(RangeTblRef);
+	ref->rtindex = 1;
+	l->jointree = makeFromExpr(list_make1(ref), nullptr);
+	return l;
+}
+
+// Splits q (in place) into nested window levels; see above.
+void
+SplitWindowLevel(Query *q) {
+	List *groups = GroupWindows(q);
+	int ngroups = list_length(groups);
+	// Level 0: the input, projecting every column the targets use.
+	List *vars = pull_var_clause(reinterpret_cast<Node *>(q->targetList), PVC_RECURSE_WINDOWFUNCS |
+	                                                                       PVC_RECURSE_PLACEHOLDERS);
+	List *uniq = NIL;
+	ListCell *lc;
+	foreach (lc, vars) {
+		auto *v = static_cast<Var *>(lfirst(lc));
+		bool seen = false;
+		ListCell *uc;
+		foreach (uc, uniq) {
+			auto *u = static_cast<Var *>(lfirst(uc));
+			seen = seen || (u->varno == v->varno && u->varattno == v->varattno);
+		}
+		if (!seen)
+			uniq = lappend(uniq, v);
+	}
+	Query *below = static_cast<Query *>(copyObject(q));
+	below->hasWindowFuncs = false;
+	below->windowClause = NIL;
+	below->sortClause = NIL;
+	below->limitCount = nullptr;
+	below->limitOffset = nullptr;
+	below->targetList = NIL;
+	int ncols = 0;
+	foreach (lc, uniq) {
+		ncols++;
+		below->targetList = lappend(below->targetList, makeTargetEntry(static_cast<Expr *>(copyObject(lfirst(lc))),
+		                                                               static_cast<AttrNumber>(ncols),
+		                                                               psprintf("__pgt_wc_%d", ncols), false));
+	}
+	// The window functions of each group, in the order of the targets.
+	List *all_funcs = NIL;
+	(void)CollectWindowFuncsWalker(reinterpret_cast<Node *>(q->targetList), &all_funcs);
+
+	WindowMapCtx ctx{uniq, NIL, NIL, NIL};
+	int depth = 0;
+	for (int g = 0; g < ngroups; g++) {
+		auto *grp = static_cast<WindowGroup *>(list_nth(groups, g));
+		bool top = g == ngroups - 1;
+		// Below this level, outer references of what moved down are one more level away.
+		IncrementVarSublevelsUp(reinterpret_cast<Node *>(below), 1, 1);
+		Query *l = LevelOver(below, psprintf("__pgt_w%d", ++depth));
+		ctx.winref_map = NIL;
+		Index next_ref = 1;
+		List *clauses = NIL;
+		ListCell *wl;
+		foreach (wl, q->windowClause) {
+			auto *wc = static_cast<WindowClause *>(lfirst(wl));
+			if (!list_member_int(grp->winrefs, static_cast<int>(wc->winref)))
+				continue;
+			auto *copy = static_cast<WindowClause *>(copyObject(wc));
+			ctx.winref_map = lappend_int(lappend_int(ctx.winref_map, static_cast<int>(wc->winref)), static_cast<int>(next_ref));
+			copy->winref = next_ref++;
+			copy->name = nullptr;
+			copy->refname = nullptr;
+			clauses = lappend(clauses, copy);
+		}
+		l->windowClause = clauses;
+		l->hasWindowFuncs = true;
+		if (top) {
+			// The original targets (their sort/group references kept for the clauses above).
+			l->targetList = reinterpret_cast<List *>(WindowMapMutator(reinterpret_cast<Node *>(q->targetList), &ctx));
+			l->sortClause = q->sortClause;
+			l->limitCount = q->limitCount;
+			l->limitOffset = q->limitOffset;
+			l->limitOption = q->limitOption;
+		} else {
+			// Every column from below, this group's window functions, and (junk) the expressions its
+			// PARTITION BY / ORDER BY refer to.
+			List *tl = NIL;
+			int resno = 0;
+			foreach (lc, below->targetList) {
+				auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+				if (tle->resjunk)
+					continue;
+				resno++;
+				tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(makeVar(1, static_cast<AttrNumber>(resno),
+				                                                                  exprType(reinterpret_cast<Node *>(tle->expr)),
+				                                                                  exprTypmod(reinterpret_cast<Node *>(tle->expr)),
+				                                                                  exprCollation(reinterpret_cast<Node *>(tle->expr)),
+				                                                                  0)),
+				                                 static_cast<AttrNumber>(resno), pstrdup(tle->resname), false));
+			}
+			List *new_funcs = NIL, *new_cols = NIL;
+			ListCell *fc;
+			foreach (fc, all_funcs) {
+				auto *wf = static_cast<WindowFunc *>(lfirst(fc));
+				if (!list_member_int(grp->winrefs, static_cast<int>(wf->winref)))
+					continue;
+				resno++;
+				tl = lappend(tl, makeTargetEntry(reinterpret_cast<Expr *>(WindowMapMutator(reinterpret_cast<Node *>(wf), &ctx)),
+				                                 static_cast<AttrNumber>(resno), psprintf("__pgt_wf_%d", resno), false));
+				new_funcs = lappend(new_funcs, wf);
+				new_cols = lappend_int(new_cols, resno);
+			}
+			foreach (wl, clauses) {
+				auto *wc = static_cast<WindowClause *>(lfirst(wl));
+				List *refs = list_concat_copy(wc->partitionClause, wc->orderClause);
+				ListCell *sc;
+				foreach (sc, refs) {
+					auto *sgc = static_cast<SortGroupClause *>(lfirst(sc));
+					bool have = false;
+					ListCell *tc;
+					foreach (tc, tl)
+						have = have || static_cast<TargetEntry *>(lfirst(tc))->ressortgroupref == sgc->tleSortGroupRef;
+					if (have)
+						continue;
+					Node *e = reinterpret_cast<Node *>(get_sortgroupclause_expr(sgc, q->targetList));
+					TargetEntry *tle = makeTargetEntry(reinterpret_cast<Expr *>(WindowMapMutator(e, &ctx)),
+					                                   static_cast<AttrNumber>(++resno), nullptr, true);
+					tle->ressortgroupref = sgc->tleSortGroupRef;
+					tl = lappend(tl, tle);
+				}
+			}
+			l->targetList = tl;
+			// Columns from below keep their positions; this level's window results follow them.
+			ctx.done_funcs = list_concat(ctx.done_funcs, new_funcs);
+			ctx.done_cols = list_concat(ctx.done_cols, new_cols);
+			// The input columns stay columns 1..ncols at every level: ctx.vars maps them as before.
+		}
+		below = l;
+	}
+	*q = *below;
+}
+
+bool
+SplitWindowsWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query)) {
+		auto *q = reinterpret_cast<Query *>(node);
+		(void)query_tree_walker(q, SplitWindowsWalker, context, QTW_IGNORE_CTE_SUBQUERIES);
+		if (NeedsWindowSplit(q)) {
+			SplitWindowLevel(q);
+			*static_cast<bool *>(context) = true;
+		}
+		return false;
+	}
+	return expression_tree_walker(node, SplitWindowsWalker, context);
+}
+
+// The whole query with its window levels split (see above); nullptr if none needed it.
+char *
+RewriteWindowLevels(Query *q) {
+	bool changed = false;
+	(void)SplitWindowsWalker(reinterpret_cast<Node *>(q), &changed);
+	return changed ? Deparse(q) : nullptr;
+}
+
+} // namespace pgtrickle::dvm_detail

@@ -269,6 +269,19 @@ QUERIES = {
     "w_join": "SELECT a.id, d.label, rank() OVER (PARTITION BY d.label ORDER BY a.qty, a.id) AS r FROM t1 a "
               "JOIN dim d ON d.d_id = a.d_id",
     "w_expr_key": "SELECT id, percent_rank() OVER (PARTITION BY g % 3 ORDER BY k) AS pr FROM t1",
+    # windows with several PARTITION BY clauses (split into nested levels, one per shared key)
+    "wm_two_keys": "SELECT id, g, d_id, rank() OVER (PARTITION BY g ORDER BY amt, id) AS r, "
+                   "sum(qty) OVER (PARTITION BY d_id) AS sq FROM t1 WHERE k > 20",
+    "wm_three_keys": "SELECT id, lag(qty) OVER (PARTITION BY g ORDER BY id) AS prev, "
+                     "count(*) OVER (PARTITION BY name) AS n_name, "
+                     "coalesce(qty, 0) + sum(qty) OVER (PARTITION BY k % 4 ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s3, "
+                     "row_number() OVER (PARTITION BY g, flag ORDER BY k, id) AS rn FROM t1",
+    "wm_join": "SELECT a.id, b.id AS bid, dense_rank() OVER (PARTITION BY d.label ORDER BY b.amount, b.id) AS dr, "
+               "max(a.amt) OVER (PARTITION BY b.g) AS mx FROM t1 a JOIN t2 b ON b.t1_id = a.id JOIN dim d ON d.d_id = b.d_id",
+    "wm_subquery": "SELECT x.id, x.r, x.n FROM (SELECT id, rank() OVER (PARTITION BY g ORDER BY k, id) AS r, "
+                   "count(*) OVER (PARTITION BY d_id) AS n FROM t1) x WHERE x.r <= 3 OR x.n > 5",
+    "wm_bag": "SELECT k, v, s, ntile(3) OVER (PARTITION BY s ORDER BY v, k) AS t, "
+              "avg(v) OVER (PARTITION BY k) AS av FROM bag",
     # subqueries whose bodies are probed coarsely (aggregates in FROM, set operations, LIMIT, outer joins)
     "slc_agg": "SELECT id, amt FROM t1 WHERE amt > (SELECT max(s) FROM (SELECT g, sum(amount) AS s FROM t2 GROUP BY g) x) / 10",
     "slc_union": "SELECT id FROM t1 WHERE g IN (SELECT k FROM bag UNION SELECT g FROM t2 WHERE amount > 40)",

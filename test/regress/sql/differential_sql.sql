@@ -60,7 +60,9 @@ INSERT INTO queries VALUES
 	(14, 'q_agg_sub', 'SELECT n, count(*) AS custs FROM (SELECT c.id, count(o.id) AS n FROM cust c
 	                   LEFT JOIN ord o ON o.cust_id = c.id GROUP BY c.id) s GROUP BY n'),
 	(15, 'q_having_sub', 'SELECT cust_id, sum(amount) AS s FROM ord GROUP BY cust_id
-	                      HAVING sum(amount) > (SELECT avg(amount) FROM ord)');
+	                      HAVING sum(amount) > (SELECT avg(amount) FROM ord)'),
+	(16, 'q_windows_two', 'SELECT id, cust_id, status, rank() OVER (PARTITION BY cust_id ORDER BY amount, id) AS r,
+	                       count(*) OVER (PARTITION BY status) AS n_status FROM ord');
 SELECT n, name, pgtrickle.create_stream_table(name, query, refresh_mode => 'DIFFERENTIAL', schedule => '1h')
 FROM queries ORDER BY n;
 -- The operator tree and strategy of each.

@@ -71,6 +71,7 @@ struct RelCheckCtx {
 void Unsupported(BuildCtx *ctx, const char *fmt, const char *arg);
 char *Deparse(Query *q);
 char *RewriteWindowLevels(Query *q);
+Query *LevelInput(Query *q);
 Query *ParseGenerated(const char *sql);
 void TreeLine(BuildCtx *ctx, int depth, const char *text);
 bool IsUnionAllTree(Node *n);

@@ -95,9 +95,10 @@ RecomputeKeys(Query *q, List **keys) {
 	return nullptr;
 }
 
-// The subquery's input (FROM, WHERE) producing its keys.
+// A copy of the level with only its input (FROM, WHERE): no aggregation, DISTINCT, windows, ORDER BY
+// or LIMIT, and no targets yet.
 Query *
-RecomputeInput(Query *q, List *keys) {
+LevelInput(Query *q) {
 	Query *input = static_cast<Query *>(copyObject(q));
 	input->hasAggs = false;
 	input->groupClause = NIL;
@@ -107,6 +108,16 @@ RecomputeInput(Query *q, List *keys) {
 	input->hasWindowFuncs = false;
 	input->windowClause = NIL;
 	input->sortClause = NIL;
+	input->limitCount = nullptr;
+	input->limitOffset = nullptr;
+	input->targetList = NIL;
+	return input;
+}
+
+// The subquery's input (FROM, WHERE) producing its keys.
+Query *
+RecomputeInput(Query *q, List *keys) {
+	Query *input = LevelInput(q);
 	input->targetList = keys != NIL ? KeyTargets(keys, 1) : OneTarget();
 	return input;
 }

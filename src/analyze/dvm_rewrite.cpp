@@ -425,13 +425,7 @@ SplitWindowLevel(Query *q) {
 		if (!seen)
 			uniq = lappend(uniq, v);
 	}
-	Query *below = static_cast<Query *>(copyObject(q));
-	below->hasWindowFuncs = false;
-	below->windowClause = NIL;
-	below->sortClause = NIL;
-	below->limitCount = nullptr;
-	below->limitOffset = nullptr;
-	below->targetList = NIL;
+	Query *below = LevelInput(q);
 	int ncols = 0;
 	foreach (lc, uniq) {
 		ncols++;

@@ -24,6 +24,16 @@ SqlParams::OptText(const std::optional<std::string> &v) {
 }
 
 SqlParams &
+SqlParams::OptInt64(const std::optional<int64_t> &v) {
+	return v ? Int64(*v) : Null(INT8OID);
+}
+
+SqlParams &
+SqlParams::OptFloat8(const std::optional<double> &v) {
+	return v ? Float8(*v) : Null(FLOAT8OID);
+}
+
+SqlParams &
 SqlParams::Int64(int64_t v) {
 	types_.push_back(INT8OID);
 	values_.push_back({Value::Kind::Int64, {}, v});

@@ -21,6 +21,8 @@ class SqlParams {
 public:
 	SqlParams &Text(const std::string &v);
 	SqlParams &OptText(const std::optional<std::string> &v);
+	SqlParams &OptInt64(const std::optional<int64_t> &v);
+	SqlParams &OptFloat8(const std::optional<double> &v);
 	SqlParams &Int64(int64_t v);
 	SqlParams &Int32(int32_t v);
 	SqlParams &Oid(::Oid v);

@@ -125,10 +125,7 @@ FrontierParams(const catalog::StreamTable &st) {
 		p.Typed(XID8OID, *st.frontier_xid);
 	else
 		p.Null(XID8OID);
-	if (st.frontier_cid)
-		p.Int64(*st.frontier_cid);
-	else
-		p.Null(INT8OID);
+	p.OptInt64(st.frontier_cid);
 	return p;
 }
 
@@ -454,19 +451,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 	static SPIPlanPtr history_plan = nullptr;
 	pg::SqlParams p;
 	p.Text(frontier.Text(0, 0)).TimestampTz(data_timestamp).Int64(st.pgt_id).Int64(snapshot_cid);
-	if (costs.full_ms)
-		p.Float8(*costs.full_ms);
-	else
-		p.Null(FLOAT8OID);
-	if (costs.diff_ms)
-		p.Float8(*costs.diff_ms);
-	else
-		p.Null(FLOAT8OID);
-	if (costs.diff_changes)
-		p.Int64(*costs.diff_changes);
-	else
-		p.Null(INT8OID);
-	p.Int64(costs.full_streak);
+	p.OptFloat8(costs.full_ms).OptFloat8(costs.diff_ms).OptInt64(costs.diff_changes).Int64(costs.full_streak);
 	if (!update_plan)
 		update_plan = pg::PrepareKept(
 		    "UPDATE pgtrickle.pgt_stream_tables SET frontier = $1::pg_catalog.pg_snapshot, data_timestamp = $2, "

@@ -193,14 +193,19 @@ def test_the_scheduler_keeps_to_the_budget(cluster_factory):
         c.execute("CREATE EXTENSION pg_trickle")
         big_table(c, 300000)
         create_st(c, "agg", AGG, refresh_mode="AUTO", schedule="1s", cdc_mode="trigger")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while costs(c, "agg")[0] is None:
             assert time.monotonic() < deadline, "never populated"
             time.sleep(0.1)
         c.execute("SELECT pgtrickle.alter_stream_table('agg', status => 'SUSPENDED')")
-        pretend(c, "agg", 1, None, None)
+        with c.transaction():
+            # A refresh started before the suspension holds this lock until it has written its own
+            # measurements: wait for it, so that it cannot overwrite the pretended ones.
+            c.execute("LOCK TABLE agg IN EXCLUSIVE MODE")
+            pretend(c, "agg", 1, None, None)
         c.execute("UPDATE big SET v = v + 1")
         c.execute("SELECT pgtrickle.alter_stream_table('agg', status => 'ACTIVE')")
+        deadline = time.monotonic() + 120
         while True:
             row = last_refresh(c, "agg")
             if row[2] and "cancelled after" in row[2]:
@@ -211,9 +216,11 @@ def test_the_scheduler_keeps_to_the_budget(cluster_factory):
         assert_st_matches_query(c, "agg", AGG)
         # The scheduler carries on: a small change is applied differentially.
         c.execute("UPDATE big SET v = v + 1 WHERE id = 7")
+        deadline = time.monotonic() + 120
         while last_refresh(c, "agg")[0] != "DIFFERENTIAL":
             assert time.monotonic() < deadline, last_refresh(c, "agg")
             time.sleep(0.1)
         assert_st_matches_query(c, "agg", AGG)
-        failures = c.execute("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE status = 'FAILED'").fetchone()[0]
-        assert failures == 0
+        failures = c.execute("SELECT action, error_message FROM pgtrickle.pgt_refresh_history "
+                             "WHERE status = 'FAILED'").fetchall()
+        assert failures == []

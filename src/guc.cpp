@@ -11,6 +11,7 @@ namespace pgtrickle::guc {
 int min_schedule_seconds = 1;
 double differential_max_change_ratio = 0.15;
 bool adaptive_refresh = true;
+int large_window_rows = 1000;
 bool scheduler_enabled = true;
 int scheduler_interval_ms = 1000;
 int max_consecutive_errors = 3;
@@ -43,6 +44,10 @@ Register() {
 	                         "Known from the last DIFFERENTIAL and FULL refresh times; see "
 	                         "pgt_stream_tables.last_full_ms and last_differential_ms.",
 	                         &adaptive_refresh, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("pg_trickle.large_window_rows",
+	                        "Changed rows from which a refresh runs the delta variant for large change windows.",
+	                        "Only joins of keyed tables have one (explain_st: delta_query_large_window).",
+	                        &large_window_rows, 1000, 1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("pg_trickle.direct_capture",
 	                         "Whether capture triggers write change buffers directly (heap multi-insert) rather "
 	                         "than through an INSERT ... SELECT statement.",

@@ -6,6 +6,7 @@ namespace pgtrickle::guc {
 extern int min_schedule_seconds;
 extern double differential_max_change_ratio;
 extern bool adaptive_refresh;
+extern int large_window_rows;
 extern bool scheduler_enabled;
 extern int scheduler_interval_ms;
 extern int max_consecutive_errors;

@@ -104,9 +104,6 @@ struct CachedPlan {
 	SPIPlanPtr census = nullptr;
 };
 
-// From this many changed rows in a refresh's window on, the delta variant for large windows runs
-// (see DvmPlan::delta_sql_large).
-constexpr int64_t kLargeWindowRows = 1000;
 // work_mem while the delta of a recursive query runs (see CappedWorkMem).
 constexpr int kRecursiveDeltaWorkMemKb = 4096;
 
@@ -389,7 +386,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			result.action = "DIFFERENTIAL";
 			RefreshWriteScope writing;
 			pg::SpiRows counts;
-			SPIPlanPtr apply = cp.apply_large && census.changes >= kLargeWindowRows ? cp.apply_large : cp.apply;
+			SPIPlanPtr apply = cp.apply_large && census.changes >= guc::large_window_rows ? cp.apply_large : cp.apply;
 			std::optional<pg::ScopedSetting> capped;
 			if (cp.plan.reads_storage)
 				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));

@@ -82,6 +82,8 @@ def main():
     ap.add_argument("--fraction", type=float, default=None, metavar="F",
                     help="updates of this fraction of the rows per cycle instead of 1 %% (e.g. 0.0001), RF1/RF2 "
                          "of a tenth of it (at least one order each)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a setting for the benchmark's session (repeatable), e.g. pg_trickle.large_window_rows=100000")
     ap.add_argument("--adaptive", action="store_true",
                     help="let AUTO stream tables recompute when the delta is known to cost more "
                          "(pg_trickle.adaptive_refresh = on, the product's default); without it the AUTO stream "
@@ -94,6 +96,10 @@ def main():
     conn.execute("SET pg_trickle.differential_max_change_ratio = 0.15")  # the default, stated explicitly
     conn.execute(f"SET pg_trickle.adaptive_refresh = {'on' if args.adaptive else 'off'}")
     print(f"== pg_trickle.adaptive_refresh = {'on' if args.adaptive else 'off'}")
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name.strip(), value.strip()))
+        print(f"== {name.strip()} = {value.strip()}")
     print(f"== Setup (SF {args.sf})")
     t0 = time.perf_counter()
     tpch.install(conn)

@@ -1177,6 +1177,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 	List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
 	Query *analysed = parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, nullptr, 0, nullptr);
 	List *rewritten = QueryRewrite(analysed);
+	bool had_ctes = linitial_node(Query, rewritten)->cteList != NIL;
 	Query *q = InlineCtes(linitial_node(Query, rewritten));
 	if (q->hasRecursive && q->cteList != NIL) {
 		BuildRecursivePlan(q, &ctx, out);
@@ -1377,7 +1378,9 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 			}
 		}
 		out->kind = static_cast<int>(DvmKind::Bag);
-		out->input_sql = Deparse(q);
+		// The rows are the query's own: with CTEs, its text as written, so PostgreSQL computes a CTE
+		// read several times once (the inlined form would compute it for every reference).
+		out->input_sql = had_ctes ? pstrdup(sql) : Deparse(q);
 		out->delta_sql = DeltaOfQuery(q);
 		out->strategy = pstrdup("bag of rows: delta rows inserted/deleted by identity hash");
 		out->tree = ctx.tree.data;

@@ -19,6 +19,7 @@ extern "C" {
 #include "storage/latch.h"
 }
 
+#include <algorithm>
 #include <optional>
 #include <unordered_map>
 
@@ -247,6 +248,7 @@ struct Census {
 	std::optional<Oid> truncated;
 	std::optional<Oid> largest_source;
 	double largest_ratio = 0;
+	double largest_rows = 0; // PostgreSQL's estimate of the largest changed source's rows (0: unknown)
 };
 
 Census
@@ -264,7 +266,7 @@ CountChanges(pg::SpiSession &spi, CachedPlan &cp, const catalog::StreamTable &st
 		c.changes += n;
 		if (trunc && !c.truncated)
 			c.truncated = cp.census_sources[i];
-		if (n > 0 && guc::differential_max_change_ratio > 0) {
+		if (n > 0) {
 			// reltuples is PostgreSQL's estimate (-1 before the first ANALYZE: then no fallback).
 			pg::SpiRows rel = spi.Query("SELECT reltuples::float8 FROM pg_catalog.pg_class WHERE oid = $1",
 			                            pg::SqlParams().Oid(cp.census_sources[i]));
@@ -274,9 +276,21 @@ CountChanges(pg::SpiSession &spi, CachedPlan &cp, const catalog::StreamTable &st
 				c.largest_ratio = ratio;
 				c.largest_source = cp.census_sources[i];
 			}
+			c.largest_rows = std::max(c.largest_rows, tuples);
 		}
 	}
 	return c;
+}
+
+// The large-window variant hashes the old state of a join's later inputs (cost: their rows); the
+// default one reaches them by index and goes over the deleted rows again for every outer row (cost:
+// about changes squared). So the large one runs from pg_trickle.large_window_rows changed rows on, and
+// only once the changes reach 4 × √(rows of the largest changed source): at TPC-H SF 0.1 from about
+// 3,100 changed rows, at SF 1 from about 9,800 (docs/benchmarks.md).
+bool
+UseLargeWindowVariant(const Census &census) {
+	double n = static_cast<double>(census.changes);
+	return census.changes >= guc::large_window_rows && n * n >= 16.0 * census.largest_rows;
 }
 
 std::string
@@ -386,7 +400,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			result.action = "DIFFERENTIAL";
 			RefreshWriteScope writing;
 			pg::SpiRows counts;
-			SPIPlanPtr apply = cp.apply_large && census.changes >= guc::large_window_rows ? cp.apply_large : cp.apply;
+			SPIPlanPtr apply = cp.apply_large && UseLargeWindowVariant(census) ? cp.apply_large : cp.apply;
 			std::optional<pg::ScopedSetting> capped;
 			if (cp.plan.reads_storage)
 				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));

@@ -24,7 +24,7 @@ ChooseAdaptively(const RefreshCosts &costs, int64_t changes) {
 		return c; // nothing measured yet: DIFFERENTIAL, which measures
 	double scale = std::min(1.0, static_cast<double>(changes) / static_cast<double>(*costs.diff_changes));
 	c.lower_bound_ms = *costs.diff_ms * scale;
-	if (c.lower_bound_ms <= *costs.full_ms)
+	if (c.lower_bound_ms <= *costs.full_ms || c.lower_bound_ms < kAdaptiveMinMs)
 		return c;
 	if (IsProbeStreak(costs.full_streak)) {
 		c.probe = true;

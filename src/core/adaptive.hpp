@@ -43,6 +43,9 @@ struct AdaptiveChoice {
 
 // The first probe comes after this many FULL refreshes chosen in a row, then after twice as many, ...
 constexpr int64_t kAdaptiveFirstProbe = 16;
+// A delta whose lower bound is below this many ms is never switched: the difference does not matter,
+// and a FULL refresh rewrites every row (which stream tables reading this one then receive as changes).
+constexpr double kAdaptiveMinMs = 10.0;
 
 AdaptiveChoice ChooseAdaptively(const RefreshCosts &costs, int64_t changes);
 

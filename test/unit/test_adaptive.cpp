@@ -41,6 +41,15 @@ TEST(Adaptive, FullWhenTheDeltaIsKnownToCostMore) {
 	EXPECT_FALSE(ChooseAdaptively(c, 10).full);
 }
 
+TEST(Adaptive, SmallDeltasAreNeverSwitched) {
+	// 6 ms against 1 ms for FULL: slower, but under kAdaptiveMinMs.
+	RefreshCosts c = Costs(1, 6, 100);
+	EXPECT_FALSE(ChooseAdaptively(c, 100).full);
+	c = Costs(1, 12, 100);
+	EXPECT_TRUE(ChooseAdaptively(c, 100).full);
+	EXPECT_FALSE(ChooseAdaptively(c, 80).full); // 9.6 ms
+}
+
 TEST(Adaptive, DifferentialWhenItWasCheaper) {
 	RefreshCosts c = Costs(200, 20, 10000);
 	EXPECT_FALSE(ChooseAdaptively(c, 10000).full);

@@ -72,6 +72,7 @@ void Unsupported(BuildCtx *ctx, const char *fmt, const char *arg);
 char *Deparse(Query *q);
 char *RewriteWindowLevels(Query *q);
 Query *LevelInput(Query *q);
+List *PartitionExprs(Query *q, WindowClause *wc);
 Query *ParseGenerated(const char *sql);
 void TreeLine(BuildCtx *ctx, int depth, const char *text);
 bool IsUnionAllTree(Node *n);

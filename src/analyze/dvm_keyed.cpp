@@ -15,6 +15,16 @@ NeedsKeyedRecompute(Query *q) {
 	return q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs;
 }
 
+// The PARTITION BY expressions of a window of q.
+List *
+PartitionExprs(Query *q, WindowClause *wc) {
+	List *exprs = NIL;
+	ListCell *pc;
+	foreach (pc, wc->partitionClause)
+		exprs = lappend(exprs, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList));
+	return exprs;
+}
+
 // The keys of such a subquery (expressions over its input), or why it has none we can use.
 const char *
 RecomputeKeys(Query *q, List **keys) {
@@ -56,11 +66,7 @@ RecomputeKeys(Query *q, List **keys) {
 	} else if (q->hasWindowFuncs) {
 		bool first = true;
 		foreach (lc, q->windowClause) {
-			auto *wc = static_cast<WindowClause *>(lfirst(lc));
-			List *exprs = NIL;
-			ListCell *pc;
-			foreach (pc, wc->partitionClause)
-				exprs = lappend(exprs, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList));
+			List *exprs = PartitionExprs(q, static_cast<WindowClause *>(lfirst(lc)));
 			if (first) {
 				*keys = exprs;
 				first = false;

@@ -275,10 +275,7 @@ GroupWindows(Query *q) {
 	ListCell *lc;
 	foreach (lc, q->windowClause) {
 		auto *wc = static_cast<WindowClause *>(lfirst(lc));
-		List *exprs = NIL;
-		ListCell *pc;
-		foreach (pc, wc->partitionClause)
-			exprs = lappend(exprs, get_sortgroupclause_expr(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList));
+		List *exprs = PartitionExprs(q, wc);
 		if (exprs == NIL)
 			return NIL;
 		WindowGroup *into = nullptr;

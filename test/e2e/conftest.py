@@ -28,6 +28,8 @@ import time
 import psycopg
 import pytest
 
+from pgt_helpers import drop_database
+
 # Messages in a server log that always mean a bug: a crashed backend, a failed Assert() (the tests
 # run against an assert-enabled build), a PANIC, or resource-leak warnings of assert-enabled builds.
 LOG_FAILURE_PATTERNS = [
@@ -371,7 +373,7 @@ def db(cluster, request):
         d.close()
         try:
             with cluster.connect() as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                drop_database(admin, name)
         except psycopg.Error:
             pass  # the server may be down because of a failure the test already reports
 

@@ -1,4 +1,5 @@
 """Assertions and small queries shared by the end-to-end tests."""
+import time
 from collections import Counter
 
 import psycopg
@@ -208,3 +209,18 @@ def capture_mode(conn, source="src"):
     row = conn.execute("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = %s::regclass",
                        (source,)).fetchone()
     return row[0] if row else None
+
+
+def drop_database(admin, name, timeout=30):
+    """DROP DATABASE ... WITH (FORCE), retried while PostgreSQL refuses it because a logical replication
+    slot of the database is active: PostgreSQL checks that before terminating the database's sessions,
+    so it fails while pg_trickle's scheduler is decoding a WAL-captured source there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

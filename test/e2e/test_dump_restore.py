@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pgt_helpers import assert_st_matches_query, create_st, refresh, st_vs_query
+from pgt_helpers import assert_st_matches_query, create_st, refresh, st_vs_query, drop_database
 
 Q_GROUP = "SELECT g, sum(v) AS s, count(*) AS n FROM o GROUP BY g"
 Q_TOP = "SELECT sum(s) AS t FROM og"
@@ -63,7 +63,7 @@ def test_restore_then_relink_by_function(db, cluster):
     finally:
         conn.close()
         with cluster.connect() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{dst}" WITH (FORCE)')
+            drop_database(admin, dst)
 
 
 def test_restore_relinked_by_scheduler(cluster_factory):
@@ -139,5 +139,5 @@ def test_restore_of_a_wal_captured_source(db, cluster):
     finally:
         conn.close()
         with cluster.connect() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{dst}" WITH (FORCE)')
+            drop_database(admin, dst)
     c.execute("SELECT pgtrickle.drop_stream_table('joined')")

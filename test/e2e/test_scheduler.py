@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from pgt_helpers import create_st, st_vs_query
+from pgt_helpers import create_st, st_vs_query, drop_database
 
 SCHED_CONF = """
 pg_trickle.enabled = on
@@ -27,14 +27,14 @@ def sched_cluster(cluster_factory):
 def sdb(sched_cluster, request):
     name = "s_" + request.node.name.lower().replace("[", "_").replace("]", "")[:40]
     with sched_cluster.connect() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin, name)
         admin.execute(f'CREATE DATABASE "{name}"')
     conn = sched_cluster.connect(name)
     conn.execute("CREATE EXTENSION pg_trickle")
     yield conn
     conn.close()
     with sched_cluster.connect() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin, name)
 
 
 def wait_until_matches(conn, pairs, timeout):

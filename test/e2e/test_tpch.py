@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from conftest import DATABASE_SETTINGS
-from pgt_helpers import create_st, refresh, st_vs_query, _format_rows
+from pgt_helpers import create_st, refresh, st_vs_query, _format_rows, drop_database
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tpch"))
 import tpch_common as tpch  # noqa: E402
@@ -53,7 +53,7 @@ def tpch_db(cluster):
     """A database with the TPC-H tables at SF 0.01 and the 22 queries as AUTO stream tables."""
     name = "tpch_e2e"
     with cluster.connect() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin, name)
         admin.execute(f'CREATE DATABASE "{name}"')
         for guc, value in DATABASE_SETTINGS.items():
             admin.execute(f'ALTER DATABASE "{name}" SET {guc} = {value}')
@@ -69,7 +69,7 @@ def tpch_db(cluster):
         conn.close()
         try:
             with cluster.connect() as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                drop_database(admin, name)
         except Exception:
             pass
 

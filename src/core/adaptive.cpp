@@ -59,6 +59,12 @@ BudgetExceededReason(const RefreshCosts &costs, int64_t changes, double delta_ms
 	return buf;
 }
 
+bool
+UseLargeWindowVariant(int64_t changes, int64_t floor_rows, double largest_rows) {
+	double n = static_cast<double>(changes);
+	return changes >= floor_rows && n * n >= 16.0 * largest_rows;
+}
+
 RefreshCosts
 AfterCancelledDelta(RefreshCosts costs, int64_t changes, double delta_ms, double full_ms) {
 	if (changes > 0) {

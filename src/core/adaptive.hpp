@@ -63,4 +63,11 @@ RefreshCosts AfterFull(RefreshCosts costs, double ms, bool chosen_adaptively);
 // A delta cancelled after delta_ms (a lower bound of its cost), then a FULL refresh of full_ms.
 RefreshCosts AfterCancelledDelta(RefreshCosts costs, int64_t changes, double delta_ms, double full_ms);
 
+// Which delta variant a join of keyed tables runs (DvmPlan::delta_sql_large): the large-window one
+// hashes the old state of later join inputs (a cost that grows with their rows), the default one
+// reaches them by index and goes over the deleted rows again per outer row (about changes squared).
+// The large one from `floor_rows` changes on (pg_trickle.large_window_rows), and only once the changes
+// reach 4 × √(rows of the largest changed source); `largest_rows` <= 0 (unknown): the floor alone.
+bool UseLargeWindowVariant(int64_t changes, int64_t floor_rows, double largest_rows);
+
 } // namespace pgtrickle

@@ -282,17 +282,6 @@ CountChanges(pg::SpiSession &spi, CachedPlan &cp, const catalog::StreamTable &st
 	return c;
 }
 
-// The large-window variant hashes the old state of a join's later inputs (cost: their rows); the
-// default one reaches them by index and goes over the deleted rows again for every outer row (cost:
-// about changes squared). So the large one runs from pg_trickle.large_window_rows changed rows on, and
-// only once the changes reach 4 × √(rows of the largest changed source): at TPC-H SF 0.1 from about
-// 3,100 changed rows, at SF 1 from about 9,800 (docs/benchmarks.md).
-bool
-UseLargeWindowVariant(const Census &census) {
-	double n = static_cast<double>(census.changes);
-	return census.changes >= guc::large_window_rows && n * n >= 16.0 * census.largest_rows;
-}
-
 std::string
 RelationName(pg::SpiSession &spi, Oid relid) {
 	pg::SpiRows r = spi.Query("SELECT $1::pg_catalog.regclass::text", pg::SqlParams().Oid(relid));
@@ -400,7 +389,8 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			result.action = "DIFFERENTIAL";
 			RefreshWriteScope writing;
 			pg::SpiRows counts;
-			SPIPlanPtr apply = cp.apply_large && UseLargeWindowVariant(census) ? cp.apply_large : cp.apply;
+			SPIPlanPtr apply = cp.apply_large && UseLargeWindowVariant(census.changes, guc::large_window_rows, census.largest_rows)
+			                       ? cp.apply_large : cp.apply;
 			std::optional<pg::ScopedSetting> capped;
 			if (cp.plan.reads_storage)
 				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));

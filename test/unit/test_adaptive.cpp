@@ -146,3 +146,27 @@ TEST(AdaptiveBudget, ACancelledDeltaIsALowerBoundThatChoosesFull) {
 
 } // namespace
 } // namespace pgtrickle
+
+namespace pgtrickle {
+namespace {
+
+TEST(LargeWindowVariant, FollowsTheSquareRootOfTheLargestSource) {
+	// TPC-H SF 0.1 after a 1 % cycle: ~20,000 changes, lineitem 600,000 rows -> large.
+	EXPECT_TRUE(UseLargeWindowVariant(20000, 1000, 600000));
+	// SF 1 after a 0.01 % cycle: ~1,800 changes, lineitem 6,000,000 rows -> default.
+	EXPECT_FALSE(UseLargeWindowVariant(1800, 1000, 6000000));
+	// The boundary: 4 * sqrt(6,000,000) = 9,798.
+	EXPECT_FALSE(UseLargeWindowVariant(9797, 1000, 6000000));
+	EXPECT_TRUE(UseLargeWindowVariant(9798, 1000, 6000000));
+}
+
+TEST(LargeWindowVariant, TheSettingIsTheFloor) {
+	EXPECT_FALSE(UseLargeWindowVariant(999, 1000, 10));
+	EXPECT_TRUE(UseLargeWindowVariant(1000, 1000, 10));
+	// Unknown size (never analysed): the floor alone.
+	EXPECT_TRUE(UseLargeWindowVariant(1000, 1000, -1));
+	EXPECT_TRUE(UseLargeWindowVariant(1000, 1000, 0));
+}
+
+} // namespace
+} // namespace pgtrickle

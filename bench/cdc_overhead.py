@@ -36,11 +36,8 @@ import sys
 import tempfile
 import time
 
-import psycopg
+from bench_common import DB, HOST, PORT, connect
 
-HOST = os.environ["BENCH_HOST"]
-PORT = os.environ["BENCH_PORT"]
-DB = os.environ["BENCH_DB"]
 PGBIN = os.environ["PGBIN"]
 BASE_ROWS = 100_000
 BULK_ROWS = 100_000
@@ -52,10 +49,6 @@ INSERT INTO t (k, v, note) VALUES (:k, :k, 'pgbench row');
 UPDATE_SQL = f"""\\set id random(1, {BASE_ROWS})
 UPDATE t SET v = v + 1 WHERE id = :id;
 """
-
-
-def connect():
-    return psycopg.connect(host=HOST, port=PORT, dbname=DB, user="postgres", autocommit=True)
 
 
 def fresh(conn, mode):

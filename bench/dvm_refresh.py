@@ -20,17 +20,12 @@ refresh_stream_table('<v>_full'). Client time is time.perf_counter() around the 
 Then --nochange-reps DIFFERENTIAL refreshes with no pending change per view.
 """
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 
-import psycopg
-
-HOST = os.environ["BENCH_HOST"]
-PORT = os.environ["BENCH_PORT"]
-DB = os.environ["BENCH_DB"]
+from bench_common import connect, timed
 
 ORDERS = 1_000_000
 PRODUCTS = 10_000
@@ -45,16 +40,6 @@ VIEWS = {
 }
 VIEW_LABEL = {"a": "a filter", "b": "b group by", "c": "c join+group"}
 COLUMNS = {"a": "id, customer_id, amount", "b": "customer_id, count, sum, avg", "c": "category, count, sum"}
-
-
-def connect():
-    return psycopg.connect(host=HOST, port=PORT, dbname=DB, user="postgres", autocommit=True)
-
-
-def timed(conn, sql, params=None):
-    t0 = time.perf_counter()
-    conn.execute(sql, params)
-    return (time.perf_counter() - t0) * 1000.0
 
 
 def load(conn):

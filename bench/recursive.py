@@ -40,17 +40,12 @@ around the statement (Unix socket); server time is end_time - start_time of its 
 """
 import argparse
 import collections
-import os
 import random
 import statistics
 import sys
 import time
 
-import psycopg
-
-HOST = os.environ["BENCH_HOST"]
-PORT = os.environ["BENCH_PORT"]
-DB = os.environ["BENCH_DB"]
+from bench_common import connect, timed
 
 TREE_Q = """WITH RECURSIVE t(id, parent_id, name, path, depth) AS (
   SELECT id, parent_id, name, name, 0 FROM nodes WHERE parent_id IS NULL
@@ -68,16 +63,6 @@ SELECT root, node FROM reach"""
 GRAPH_COLS = "root, node"
 
 WINDOW = 50  # extra edges come from at most this many positions earlier in breadth-first order
-
-
-def connect():
-    return psycopg.connect(host=HOST, port=PORT, dbname=DB, user="postgres", autocommit=True)
-
-
-def timed(conn, sql, params=None):
-    t0 = time.perf_counter()
-    conn.execute(sql, params)
-    return (time.perf_counter() - t0) * 1000.0
 
 
 def gen_tree(n, rng):

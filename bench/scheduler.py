@@ -1,16 +1,10 @@
 """Driver of bench/scheduler.sh: staleness with a '1s' schedule, and the CPU cost of idle ticks."""
 import argparse
-import os
 import random
 import statistics
 import time
 
-import psycopg
-
-
-def connect():
-    return psycopg.connect(host=os.environ["BENCH_HOST"], port=os.environ["BENCH_PORT"], user="postgres",
-                           dbname=os.environ["BENCH_DB"], autocommit=True)
+from bench_common import connect
 
 
 def pct(values, p):

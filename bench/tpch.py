@@ -29,19 +29,7 @@ import psycopg
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "tpch"))
 import tpch_common as tpch  # noqa: E402
 
-HOST = os.environ["BENCH_HOST"]
-PORT = os.environ["BENCH_PORT"]
-DB = os.environ["BENCH_DB"]
-
-
-def connect():
-    return psycopg.connect(host=HOST, port=PORT, dbname=DB, user="postgres", autocommit=True)
-
-
-def timed(conn, sql, params=None):
-    t0 = time.perf_counter()
-    conn.execute(sql, params)
-    return (time.perf_counter() - t0) * 1000.0
+from bench_common import connect, timed  # noqa: E402
 
 
 def visible_columns(conn, rel):

@@ -15,6 +15,8 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/timeout.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 }
@@ -251,6 +253,21 @@ struct Census {
 	double largest_rows = 0; // PostgreSQL's estimate of the largest changed source's rows (0: unknown)
 };
 
+// PostgreSQL's estimate of a relation's rows (pg_class.reltuples, from the syscache: every refresh with
+// changes asks); -1 before the first ANALYZE or if the relation is gone.
+double
+RelTuples(Oid relid) {
+	return pg::PgCall([&]() {
+		double tuples = -1;
+		HeapTuple tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (HeapTupleIsValid(tp)) {
+			tuples = reinterpret_cast<Form_pg_class>(GETSTRUCT(tp))->reltuples;
+			ReleaseSysCache(tp);
+		}
+		return tuples;
+	});
+}
+
 Census
 CountChanges(pg::SpiSession &spi, CachedPlan &cp, const catalog::StreamTable &st, Snapshot snapshot) {
 	Census c;
@@ -267,10 +284,7 @@ CountChanges(pg::SpiSession &spi, CachedPlan &cp, const catalog::StreamTable &st
 		if (trunc && !c.truncated)
 			c.truncated = cp.census_sources[i];
 		if (n > 0) {
-			// reltuples is PostgreSQL's estimate (-1 before the first ANALYZE: then no fallback).
-			pg::SpiRows rel = spi.Query("SELECT reltuples::float8 FROM pg_catalog.pg_class WHERE oid = $1",
-			                            pg::SqlParams().Oid(cp.census_sources[i]));
-			double tuples = rel.Count() ? rel.Float8(0, 0) : -1;
+			double tuples = RelTuples(cp.census_sources[i]);
 			double ratio = tuples > 0 ? static_cast<double>(n) / tuples : 0;
 			if (ratio > c.largest_ratio) {
 				c.largest_ratio = ratio;

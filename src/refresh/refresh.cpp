@@ -410,12 +410,13 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));
 			consumed_changes = census.changes;
 			work_start = pg::PgCall([]() { return GetCurrentTimestamp(); });
+			auto run_delta = [&]() { spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts); };
 			double budget = adaptive ? DeltaBudgetMs(current->costs) : 0;
-			bool done = budget > 0 ? RunWithinBudget(budget, [&]() {
-				spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts);
-			})
-			                       : (spi.ExecPlanWithSnapshot(apply, FrontierParams(*current), snapshot.Get(), &counts),
-			                          true);
+			bool done = true;
+			if (budget > 0)
+				done = RunWithinBudget(budget, run_delta);
+			else
+				run_delta();
 			capped.reset();
 			if (done) {
 				result.rows_inserted = counts.Int64(0, 0);

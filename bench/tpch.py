@@ -38,13 +38,14 @@ def visible_columns(conn, rel):
         "AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%%' ORDER BY attnum", (rel,))]
 
 
-def explain_delta(conn, q):
+def explain_delta(conn, q, large):
     delta = dict(conn.execute("SELECT property, value FROM pgtrickle.explain_st(%s)", (f"{q}_auto",)).fetchall())
     if "delta_query" not in delta:
         print(f"   {q}_auto has no delta query ({delta.get('refresh_mode')})")
         return
-    # A change cycle leaves thousands of changed rows: the refresh runs the large-window variant if any.
-    variant = "delta_query_large_window" if "delta_query_large_window" in delta else "delta_query"
+    # A 1 % change cycle leaves thousands of changed rows: the refresh runs the large-window variant if
+    # any. Small cycles (--fraction below 0.001) run the default one.
+    variant = "delta_query_large_window" if large and "delta_query_large_window" in delta else "delta_query"
     print(f"   ({variant})")
     print(f"== EXPLAIN ANALYZE of the delta query of {q}_auto (operator tree: "
           f"{' / '.join(x.strip() for x in delta['operator_tree'].splitlines())})")
@@ -143,7 +144,7 @@ def main():
         t_change = time.perf_counter() - t0
         if cycle == args.reps + 1:
             for q in [x.strip() for x in args.explain.split(",") if x.strip()]:
-                explain_delta(conn, q)
+                explain_delta(conn, q, args.fraction is None or args.fraction >= 0.001)
         t0 = time.perf_counter()
         for i, q in enumerate(queries):
             order = ("auto", "full") if (cycle + i) % 2 == 0 else ("full", "auto")

@@ -738,9 +738,9 @@ KeyedStatesOf(RangeTblEntry *rte) {
 	st.kept_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s WHERE %s", cols,
 	                      untouched, live, untouched);
 	st.before = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", st.kept, st.neg);
-	st.before_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s "
-	                        "UNION ALL SELECT n0.*, true FROM (%s) n0",
-	                        cols, untouched, live, st.neg);
+	st.live_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s", cols, untouched,
+	                      live);
+	st.before_ok = psprintf("%s UNION ALL SELECT n0.*, true FROM (%s) n0", st.live_ok, st.neg);
 	return st;
 }
 

@@ -56,6 +56,7 @@ struct KeyedStates {
 	// live arm has no WHERE, so PostgreSQL can scan it by index inside a join; the term filters on
 	// the flag (and guards error-prone conditions with it, see GuardMixedStateQuals).
 	char *before_ok;
+	char *live_ok; // the live arm of before_ok alone: every live row, flagged
 };
 
 struct SublinkCollect {
@@ -93,6 +94,8 @@ char *InputPostSql(RangeTblEntry *rte);
 void ReplaceWithWeighted(RangeTblEntry *rte, const char *sql, bool with_ok = false);
 Expr *WeightVar(Index rtindex, RangeTblEntry *rte);
 Expr *Int8Const(int64 v);
+// Set while building the variant of the delta for large change windows (see BuildDvmPlan).
+extern bool g_large_windows;
 List *OneTarget();
 List *KeyTargets(List *exprs, int first_resno);
 void AddConjunct(Query *q, Expr *conj);

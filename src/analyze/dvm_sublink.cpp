@@ -70,11 +70,17 @@ OldRowsSql(RangeTblEntry *rte) {
 	if (RelationKey(rte->relid) != NIL) {
 		// Keyed: each key once, so neg weights are 1. The deleted rows are aggregated once per
 		// statement into an array (an InitPlan) and unnested: inside a correlated subquery the
-		// consolidated window would otherwise be computed again for every outer row.
+		// consolidated window would otherwise be computed again for every outer row. The live arm
+		// carries "untouched" as a flag column filtered above the UNION ALL, not as its own WHERE:
+		// an arm without conditions is flattened into an append relation, so the planner reaches
+		// the live table by index from correlated and join conditions (a filtered arm stays a
+		// subquery, scanned whole).
 		KeyedStates st = KeyedStatesOf(rte);
-		return psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT u.* FROM pg_catalog.unnest((SELECT pg_catalog.array_agg(n) "
-		                "FROM (%s) n)) AS u(%s)",
-		                st.kept, st.neg, PositionalColumnDefs(rte->relid));
+		int ncols = list_length(rte->eref->colnames);
+		return psprintf("SELECT %s, f.\"__pgt_w\" FROM (%s UNION ALL SELECT u.*, true FROM pg_catalog.unnest((SELECT "
+		                "pg_catalog.array_agg(n) FROM (%s) n)) AS u(%s)) f(%s\"__pgt_w\", \"__pgt_ok\") WHERE f.\"__pgt_ok\"",
+		                PositionalRefs("f", ncols), st.live_ok, st.neg, PositionalColumnDefs(rte->relid),
+		                PositionalNames(ncols));
 	}
 	int ncols = list_length(rte->eref->colnames);
 	char *names = PositionalNames(ncols);
@@ -427,6 +433,122 @@ OldStateInQuery(Query *q) {
 	(void)query_tree_walker(q, OldStateWalker, nullptr, QTW_IGNORE_RANGE_TABLE | QTW_IGNORE_CTE_SUBQUERIES);
 }
 
+bool
+IsUncorrelatedAny(Node *c) {
+	return IsA(c, SubLink) && reinterpret_cast<SubLink *>(c)->subLinkType == ANY_SUBLINK &&
+	       !contain_vars_of_level(reinterpret_cast<SubLink *>(c)->subselect, 1);
+}
+
+Node *
+IsTrue(Node *c) {
+	BooleanTest *bt = makeNode(BooleanTest);
+	bt->arg = reinterpret_cast<Expr *>(c);
+	bt->booltesttype = IS_TRUE;
+	bt->location = -1;
+	return reinterpret_cast<Node *>(bt);
+}
+
+struct ParamToVarCtx {
+	List *targets; // the subquery's target list, read as range-table entry 1
+};
+
+Node *
+SublinkParamToVar(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	if (IsA(node, Param) && reinterpret_cast<Param *>(node)->paramkind == PARAM_SUBLINK) {
+		auto *c = static_cast<ParamToVarCtx *>(context);
+		auto *p = reinterpret_cast<Param *>(node);
+		TargetEntry *tle = get_tle_by_resno(c->targets, p->paramid);
+		return reinterpret_cast<Node *>(makeVar(1, tle->resno, exprType(reinterpret_cast<Node *>(tle->expr)),
+		                                        exprTypmod(reinterpret_cast<Node *>(tle->expr)),
+		                                        exprCollation(reinterpret_cast<Node *>(tle->expr)), 0));
+	}
+	return expression_tree_mutator(node, SublinkParamToVar, context);
+}
+
+// (x op ANY (body)) IS TRUE as EXISTS (SELECT 1 FROM (body) s WHERE x op s.c): true exactly when some
+// row of the body makes the comparison true. Correlated, so the planner pushes x into the body and
+// reaches its tables by index for each outer row, instead of computing the whole body.
+Node *
+AnyAsCorrelatedExists(SubLink *sl) {
+	auto *body = reinterpret_cast<Query *>(copyObject(sl->subselect));
+	IncrementVarSublevelsUp(reinterpret_cast<Node *>(body), 1, 1); // one level deeper than before
+	List *colnames = NIL;
+	ListCell *lc;
+	foreach (lc, body->targetList)
+		if (!static_cast<TargetEntry *>(lfirst(lc))->resjunk)
+			colnames = lappend(colnames, makeString(psprintf("__pgt_c%d", list_length(colnames) + 1)));
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = body;
+	rte->alias = makeAlias("__pgt_s", list_copy(colnames));
+	rte->eref = makeAlias("__pgt_s", colnames);
+	rte->inFromCl = true;
+	RangeTblRef *rtr = makeNode(RangeTblRef);
+	rtr->rtindex = 1;
+	Node *test = static_cast<Node *>(copyObject(sl->testexpr));
+	IncrementVarSublevelsUp(test, 1, 0); // the outer row's columns, seen from inside
+	ParamToVarCtx pc{body->targetList};
+	test = SublinkParamToVar(test, &pc);
+	Query *ex = makeNode(Query);
+	ex->commandType = CMD_SELECT;
+	ex->querySource = QSRC_ORIGINAL;
+	ex->canSetTag = true;
+	ex->rtable = list_make1(rte);
+	ex->jointree = makeFromExpr(list_make1(rtr), test);
+	ex->targetList = OneTarget();
+	ex->hasSubLinks = ContainsSublink(test);
+	return IsTrue(reinterpret_cast<Node *>(MakeExists(ex)));
+}
+
+// Moves the conditions holding subqueries out of a re-evaluation term's WHERE into a lateral fence,
+// FROM ..., LATERAL (SELECT 1 WHERE <conditions> OFFSET 0): conditions on one input are otherwise
+// evaluated when that input is scanned, for every row, before the probe's semi-joins have cut the
+// rows down to the few a change reaches. Behind the fence (not pulled up) they are evaluated once per
+// joined, probed row. An uncorrelated x IN (subquery) becomes a correlated EXISTS, evaluated by index
+// for those rows rather than computed whole. Returns the conditions left in WHERE.
+List *
+FenceSublinkConditions(Query *term, List *quals) {
+	List *plain = NIL;
+	List *fenced = NIL;
+	ListCell *lc;
+	foreach (lc, quals) {
+		Node *c = static_cast<Node *>(lfirst(lc));
+		if (!ContainsSublink(c)) {
+			plain = lappend(plain, c);
+			continue;
+		}
+		if (IsUncorrelatedAny(c))
+			c = AnyAsCorrelatedExists(reinterpret_cast<SubLink *>(c));
+		IncrementVarSublevelsUp(c, 1, 0);
+		fenced = lappend(fenced, c);
+	}
+	if (fenced == NIL)
+		return plain;
+	Query *fence = makeNode(Query);
+	fence->commandType = CMD_SELECT;
+	fence->querySource = QSRC_ORIGINAL;
+	fence->canSetTag = true;
+	fence->jointree = makeFromExpr(NIL, reinterpret_cast<Node *>(make_ands_explicit(fenced)));
+	fence->targetList = OneTarget();
+	fence->hasSubLinks = true;
+	fence->limitOffset = reinterpret_cast<Node *>(Int8Const(0));
+	fence->limitOption = LIMIT_OPTION_COUNT;
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = fence;
+	rte->lateral = true;
+	rte->inFromCl = true;
+	rte->alias = makeAlias("__pgt_fence", NIL);
+	rte->eref = makeAlias("__pgt_fence", list_make1(makeString(pstrdup("__pgt_one"))));
+	term->rtable = lappend(term->rtable, rte);
+	RangeTblRef *rtr = makeNode(RangeTblRef);
+	rtr->rtindex = list_length(term->rtable);
+	term->jointree->fromlist = lappend(term->jointree->fromlist, rtr);
+	return plain;
+}
+
 // The second bracket above: Q(L₀; S₁) − Q(L₀; S₀) over the probed rows.
 char *
 SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
@@ -469,20 +591,18 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 						OldStateInQuery(rte->subquery);
 				}
 			}
-			// An uncorrelated x IN (subquery) among the conditions is evaluated once, as a hashed
-			// subplan, rather than pulled up into a semi-join the planner may run again for every
-			// probed row (it underestimates how many the probe lets through).
-			ListCell *qc;
-			foreach (qc, quals) {
-				Node *c = static_cast<Node *>(lfirst(qc));
-				if (IsA(c, SubLink) && reinterpret_cast<SubLink *>(c)->subLinkType == ANY_SUBLINK &&
-				    !contain_vars_of_level(reinterpret_cast<SubLink *>(c)->subselect, 1)) {
-					BooleanTest *bt = makeNode(BooleanTest);
-					bt->arg = reinterpret_cast<Expr *>(c);
-					bt->booltesttype = IS_TRUE;
-					bt->location = -1;
-					lfirst(qc) = bt;
+			if (g_large_windows) {
+				// An uncorrelated x IN (subquery) among the conditions is evaluated once, as a hashed
+				// subplan, rather than pulled up into a semi-join the planner may run again for every
+				// probed row (it underestimates how many the probe lets through).
+				ListCell *qc;
+				foreach (qc, quals) {
+					Node *c = static_cast<Node *>(lfirst(qc));
+					if (IsUncorrelatedAny(c))
+						lfirst(qc) = IsTrue(c);
 				}
+			} else {
+				quals = FenceSublinkConditions(term, quals);
 			}
 			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
 			term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));

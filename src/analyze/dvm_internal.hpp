@@ -145,7 +145,7 @@ bool CheckLevelSublinks(BuildCtx *ctx, Query *q, int depth);
 Node *SublinkParamMutator(Node *node, void *context);
 Expr *SublinkRowCondition(SubLink *sl);
 SubLink *MakeExists(Query *sub);
-List *ProbeArms(SubLink *sl);
+List *ProbeArms(SubLink *sl, Query *outer);
 void ReplaceWithRows(RangeTblEntry *rte, const char *sql);
 bool OldStateWalker(Node *node, void *context);
 void OldStateInQuery(Query *q);

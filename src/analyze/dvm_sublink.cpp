@@ -318,12 +318,76 @@ MakeExists(Query *sub) {
 	return sl;
 }
 
-List *ProbeArms(SubLink *sl);
+// True when `e` cannot be NULL: a column declared NOT NULL (a valid constraint) of a table of `body`
+// (varlevelsup 0) or of `outer` (1), read outside the nullable side of an outer join; a non-null
+// constant.
+bool
+NeverNull(Node *e, Query *body, Query *outer) {
+	if (IsA(e, RelabelType))
+		return NeverNull(reinterpret_cast<Node *>(reinterpret_cast<RelabelType *>(e)->arg), body, outer);
+	if (IsA(e, Const))
+		return !reinterpret_cast<Const *>(e)->constisnull;
+	if (!IsA(e, Var))
+		return false;
+	auto *v = reinterpret_cast<Var *>(e);
+	Query *level = v->varlevelsup == 0 ? body : v->varlevelsup == 1 ? outer : nullptr;
+	if (level == nullptr || v->varnullingrels != nullptr || v->varattno <= 0 ||
+	    v->varno > static_cast<int>(list_length(level->rtable)))
+		return false;
+	RangeTblEntry *rte = rt_fetch(v->varno, level->rtable);
+	if (rte->rtekind != RTE_RELATION)
+		return false;
+	Relation rel = RelationIdGetRelation(rte->relid);
+	if (rel == nullptr)
+		return false;
+	bool valid = v->varattno <= RelationGetDescr(rel)->natts &&
+	             TupleDescCompactAttr(RelationGetDescr(rel), v->varattno - 1)->attnullability == ATTNULLABLE_VALID;
+	RelationClose(rel);
+	return valid;
+}
+
+// Comparisons (btree operators, and AND/OR of them) of never-NULL operands: never NULL themselves.
+bool
+ComparisonNeverNull(Node *e, Query *body, Query *outer) {
+	if (IsA(e, BoolExpr)) {
+		auto *b = reinterpret_cast<BoolExpr *>(e);
+		ListCell *lc;
+		foreach (lc, b->args)
+			if (!ComparisonNeverNull(static_cast<Node *>(lfirst(lc)), body, outer))
+				return false;
+		return true;
+	}
+	if (!IsA(e, OpExpr))
+		return false;
+	auto *op = reinterpret_cast<OpExpr *>(e);
+	if (!op_strict(op->opno) || get_op_index_interpretation(op->opno) == NIL)
+		return false;
+	ListCell *lc;
+	foreach (lc, op->args)
+		if (!NeverNull(static_cast<Node *>(lfirst(lc)), body, outer))
+			return false;
+	return true;
+}
+
+// Without NULLs, (E) IS NOT FALSE is E and (E) IS NOT TRUE is NOT E: plain comparisons (x = y), which
+// the planner uses as join and index conditions; wrapped, they are filters on a scan of every row.
+Expr *
+PlainRowCondition(Expr *cond, Query *body, Query *outer) {
+	auto *bt = reinterpret_cast<BooleanTest *>(cond);
+	if (!IsA(cond, BooleanTest) || outer == nullptr || !ComparisonNeverNull(reinterpret_cast<Node *>(bt->arg), body, outer))
+		return cond;
+	if (bt->booltesttype == IS_NOT_FALSE)
+		return bt->arg;
+	return reinterpret_cast<Expr *>(negate_clause(reinterpret_cast<Node *>(bt->arg)));
+}
+
+List *ProbeArms(SubLink *sl, Query *outer);
 
 // Probe queries for one subquery: each is a copy of its body (aggregation removed, output 1) over
 // changed rows; together they find every changed row that can change its result for an outer row.
+// `outer` is the query level the subquery is in.
 List *
-ProbeArms(SubLink *sl) {
+ProbeArms(SubLink *sl, Query *outer) {
 	if (!BodyIsSimple(reinterpret_cast<Query *>(sl->subselect)))
 		return list_make1(ParseGenerated(AnyChangeSql(RelationsRead(reinterpret_cast<Query *>(sl->subselect)))));
 	Expr *row_cond = SublinkRowCondition(sl);
@@ -332,7 +396,7 @@ ProbeArms(SubLink *sl) {
 		Node *c = reinterpret_cast<Node *>(row_cond);
 		if (orig->hasGroupRTE)
 			c = flatten_group_exprs(nullptr, orig, c);
-		row_cond = reinterpret_cast<Expr *>(flatten_join_alias_vars(nullptr, orig, c));
+		row_cond = PlainRowCondition(reinterpret_cast<Expr *>(flatten_join_alias_vars(nullptr, orig, c)), orig, outer);
 	}
 	Query *body = FlattenInnerJoins(reinterpret_cast<Query *>(sl->subselect));
 	body->hasAggs = false;
@@ -376,7 +440,7 @@ ProbeArms(SubLink *sl) {
 		ListCell *lc3;
 		foreach (lc3, c.sublinks) {
 			ListCell *lc4;
-			foreach (lc4, ProbeArms(static_cast<SubLink *>(lfirst(lc3)))) {
+			foreach (lc4, ProbeArms(static_cast<SubLink *>(lfirst(lc3)), body)) {
 				Query *arm = static_cast<Query *>(copyObject(body));
 				List *conj = list_copy(plain);
 				conj = lappend(conj, MakeExists(static_cast<Query *>(lfirst(lc4))));
@@ -557,7 +621,7 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 	ListCell *lc;
 	sublinks = list_concat(sublinks, LateralBodies(q));
 	foreach (lc, sublinks)
-		arms = list_concat(arms, ProbeArms(static_cast<SubLink *>(lfirst(lc))));
+		arms = list_concat(arms, ProbeArms(static_cast<SubLink *>(lfirst(lc)), q));
 	int n = list_length(inputs);
 	StringInfoData s;
 	initStringInfo(&s);

@@ -56,6 +56,20 @@ def explain_delta(conn, q, large):
         print("   " + line)
 
 
+def plan_times(conn, q, large):
+    """Planning and execution ms of the delta query explain_st shows (EXPLAIN ANALYZE, SUMMARY)."""
+    delta = dict(conn.execute("SELECT property, value FROM pgtrickle.explain_st(%s)", (f"{q}_auto",)).fetchall())
+    variant = "delta_query_large_window" if large and "delta_query_large_window" in delta else "delta_query"
+    if variant not in delta:
+        return None
+    out = {}
+    for (line,) in conn.execute("EXPLAIN (ANALYZE, SUMMARY, COSTS OFF, BUFFERS OFF) " + delta[variant]).fetchall():
+        for key in ("Planning Time", "Execution Time"):
+            if line.startswith(key):
+                out[key] = float(line.split(":")[1].split()[0])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sf", default="0.1", help="scale factor (default 0.1)")
@@ -68,6 +82,9 @@ def main():
     ap.add_argument("--explain", default="", metavar="q05,q19",
                     help="after the last cycle's changes, before its refreshes, print EXPLAIN ANALYZE of these "
                          "DIFFERENTIAL stream tables' delta queries (explain_st's delta_query; not timed)")
+    ap.add_argument("--plan-times", action="store_true",
+                    help="after the last cycle's changes, print each delta query's planning and execution time "
+                         "(EXPLAIN ANALYZE; not timed itself)")
     ap.add_argument("--fraction", type=float, default=None, metavar="F",
                     help="updates of this fraction of the rows per cycle instead of 1 %% (e.g. 0.0001), RF1/RF2 "
                          "of a tenth of it (at least one order each)")
@@ -143,8 +160,16 @@ def main():
         tpch.change_cycle(conn, cycle, fraction=args.fraction)
         t_change = time.perf_counter() - t0
         if cycle == args.reps + 1:
+            large = args.fraction is None or args.fraction >= 0.001
             for q in [x.strip() for x in args.explain.split(",") if x.strip()]:
-                explain_delta(conn, q, args.fraction is None or args.fraction >= 0.001)
+                explain_delta(conn, q, large)
+            if args.plan_times:
+                print("== Delta query planning / execution ms (EXPLAIN ANALYZE, "
+                      f"{'large-window' if large else 'default'} variant)")
+                for q in queries:
+                    t = plan_times(conn, q, large) if info[q]["mode"] == "DIFFERENTIAL" else None
+                    if t:
+                        print(f"   {q}: planning {t.get('Planning Time', 0):.1f}, execution {t.get('Execution Time', 0):.1f}")
         t0 = time.perf_counter()
         for i, q in enumerate(queries):
             order = ("auto", "full") if (cycle + i) % 2 == 0 else ("full", "auto")

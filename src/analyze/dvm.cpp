@@ -496,16 +496,40 @@ AddConjunct(Query *q, Expr *conj) {
 	q->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(lappend(quals, conj)));
 }
 
+// The tables an input reads: itself, or every table of a subquery at any depth.
+List *
+InputRelations(RangeTblEntry *rte) {
+	if (rte->rtekind == RTE_RELATION)
+		return list_make1_oid(rte->relid);
+	if (rte->rtekind == RTE_SUBQUERY)
+		return RelationsRead(rte->subquery);
+	return NIL;
+}
+
 // Finishes a delta term (its weight as the last column) and appends it to `s` as another UNION ALL arm.
+//
+// With `gate` (tables), the term can only produce rows if one of them changed in the window, and is
+// skipped otherwise: SELECT * FROM (term OFFSET 0) g WHERE EXISTS (<a change in one of them>). The
+// uncorrelated EXISTS is evaluated once, as a one-time filter. The planner cannot know a window is
+// empty and may otherwise join all the other inputs before finding no changed row to join them with
+// (TPC-H Q8: the terms of the unchanged region and nations). The gate stays outside the term: inside,
+// a condition on no table would count as a join condition between every pair of its inputs, and the
+// join search would try all of their cross products.
 void
-AppendTerm(StringInfo s, Query *term, Expr *weight) {
+AppendTerm(StringInfo s, Query *term, Expr *weight, List *gate) {
 	if (IsA(weight, OpExpr))
 		set_opfuncid(reinterpret_cast<OpExpr *>(weight));
 	term->targetList =
 	    lappend(term->targetList, makeTargetEntry(weight, list_length(term->targetList) + 1, pstrdup("__pgt_w"), false));
 	if (s->len > 0)
 		appendStringInfoString(s, "\nUNION ALL\n");
-	appendStringInfoString(s, Deparse(term));
+	if (gate == NIL || term->limitCount || term->limitOffset) {
+		appendStringInfoString(s, Deparse(term));
+		return;
+	}
+	term->limitOffset = reinterpret_cast<Node *>(Int8Const(0));
+	term->limitOption = LIMIT_OPTION_COUNT;
+	appendStringInfo(s, "SELECT * FROM (%s) g WHERE EXISTS (%s)", Deparse(term), AnyChangeSql(gate));
 }
 
 // Turns a range-table entry into an unused placeholder (deparsed nowhere, holding no relation).
@@ -807,7 +831,7 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 			GuardMixedStateQuals(term, kept_rels);
 			if (side == 1)
 				weight = make_opclause(mul, INT8OID, false, weight, Int8Const(-1), InvalidOid, InvalidOid);
-			AppendTerm(&s, term, weight);
+			AppendTerm(&s, term, weight, InputRelations(rt_fetch(list_nth_int(inputs, i), q->rtable)));
 		}
 	}
 	return s.data;
@@ -931,7 +955,7 @@ DeltaOfQuery(Query *q) {
 				Expr *w = WeightVar(rtindex, rte);
 				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
 			}
-			AppendTerm(&s, term, weight);
+			AppendTerm(&s, term, weight, n > 1 ? InputRelations(rt_fetch(list_nth_int(inputs, i), q->rtable)) : NIL);
 		}
 	}
 	if (LevelSublinks(q) != NIL || LateralBodies(q) != NIL) {

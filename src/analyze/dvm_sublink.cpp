@@ -618,10 +618,17 @@ char *
 SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 	List *sublinks = LevelSublinks(q);
 	List *arms = NIL;
+	List *arm_relations = NIL; // per arm: the tables its subquery reads
 	ListCell *lc;
 	sublinks = list_concat(sublinks, LateralBodies(q));
-	foreach (lc, sublinks)
-		arms = list_concat(arms, ProbeArms(static_cast<SubLink *>(lfirst(lc)), q));
+	foreach (lc, sublinks) {
+		auto *sl = static_cast<SubLink *>(lfirst(lc));
+		List *these = ProbeArms(sl, q);
+		List *relids = RelationsRead(reinterpret_cast<Query *>(sl->subselect));
+		for (int k = 0; k < list_length(these); k++)
+			arm_relations = lappend(arm_relations, relids);
+		arms = list_concat(arms, these);
+	}
 	int n = list_length(inputs);
 	StringInfoData s;
 	initStringInfo(&s);
@@ -671,7 +678,8 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
 			term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));
 			Expr *sign = Int8Const(side == 0 ? 1 : -1);
-			AppendTerm(&s, term, weight ? make_opclause(mul, INT8OID, false, weight, sign, InvalidOid, InvalidOid) : sign);
+			AppendTerm(&s, term, weight ? make_opclause(mul, INT8OID, false, weight, sign, InvalidOid, InvalidOid) : sign,
+			           static_cast<List *>(list_nth(arm_relations, k)));
 		}
 	}
 	return s.data;

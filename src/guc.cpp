@@ -12,6 +12,7 @@ int min_schedule_seconds = 1;
 double differential_max_change_ratio = 0.15;
 bool adaptive_refresh = true;
 int large_window_rows = 1000;
+bool generic_delta_plans = true;
 bool scheduler_enabled = true;
 int scheduler_interval_ms = 1000;
 int max_consecutive_errors = 3;
@@ -48,6 +49,13 @@ Register() {
 	                        "Changed rows from which a refresh runs the delta variant for large change windows.",
 	                        "Only joins of keyed tables have one (explain_st: delta_query_large_window).",
 	                        &large_window_rows, 1000, 1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("pg_trickle.generic_delta_plans",
+	                         "Whether a stream table's delta statement is planned once per session and the plan "
+	                         "reused (a generic plan), rather than planned again at every refresh.",
+	                         "Applies to the delta for ordinary change windows; the variant for large windows is "
+	                         "planned by PostgreSQL's plan_cache_mode. Planning a delta over many joins can cost more "
+	                         "than running it.",
+	                         &generic_delta_plans, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("pg_trickle.direct_capture",
 	                         "Whether capture triggers write change buffers directly (heap multi-insert) rather "
 	                         "than through an INSERT ... SELECT statement.",

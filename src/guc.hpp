@@ -7,6 +7,7 @@ extern int min_schedule_seconds;
 extern double differential_max_change_ratio;
 extern bool adaptive_refresh;
 extern int large_window_rows;
+extern bool generic_delta_plans;
 extern bool scheduler_enabled;
 extern int scheduler_interval_ms;
 extern int max_consecutive_errors;

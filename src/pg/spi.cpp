@@ -324,11 +324,12 @@ SpiSession::ExecPlan(SPIPlanPtr plan, const SqlParams &params, SpiRows *out) {
 }
 
 SPIPlanPtr
-PrepareKept(const std::string &sql, const SqlParams &params) {
+PrepareKept(const std::string &sql, const SqlParams &params, int cursor_options) {
 	const char *text = sql.c_str();
 	const SqlParams *p = &params;
 	return PgCall([&]() {
-		SPIPlanPtr plan = SPI_prepare(text, static_cast<int>(p->Size()), const_cast<::Oid *>(p->Types().data()));
+		SPIPlanPtr plan = SPI_prepare_cursor(text, static_cast<int>(p->Size()), const_cast<::Oid *>(p->Types().data()),
+		                                     cursor_options);
 		if (!plan)
 			elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), text);
 		if (SPI_keepplan(plan) != 0)

@@ -118,7 +118,8 @@ SpiRows CopyTupTable(uint64_t processed);
 
 // Prepares `sql` with the parameter types of `params` and keeps the plan across transactions
 // (SPI_keepplan). The plan is revalidated by PostgreSQL when objects it uses change.
-SPIPlanPtr PrepareKept(const std::string &sql, const SqlParams &params);
+// `cursor_options`: CURSOR_OPT_* (e.g. CURSOR_OPT_GENERIC_PLAN: always the plan made once).
+SPIPlanPtr PrepareKept(const std::string &sql, const SqlParams &params, int cursor_options = 0);
 void FreeKept(SPIPlanPtr plan) noexcept;
 
 } // namespace pgtrickle::pg

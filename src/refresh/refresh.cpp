@@ -139,7 +139,8 @@ FrontierParamTypes() {
 CachedPlan &
 GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 	// updated_at moves with redefinitions and with DDL on sources (the DDL tracker bumps it).
-	std::string key = std::to_string(st.relid) + "\n" + st.refresh_mode + "\n" + st.updated_at + "\n" + st.defining_query;
+	std::string key = std::to_string(st.relid) + "\n" + st.refresh_mode + "\n" + st.updated_at + "\n" +
+	                  (guc::generic_delta_plans ? "generic" : "auto") + "\n" + st.defining_query;
 	CachedPlan &cp = PlanCache()[st.pgt_id];
 	if (cp.key == key)
 		return cp;
@@ -175,7 +176,10 @@ GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 	cp.census_sql = parts.empty() ? "SELECT NULL::text WHERE false" : "SELECT " + Join(parts, ", ");
 	pg::SqlParams types = FrontierParamTypes();
 	cp.census = pg::PrepareKept(cp.census_sql, types);
-	cp.apply = pg::PrepareKept(cp.apply_sql, types);
+	// The delta for ordinary windows: planned once (planning a delta over many joins can cost more than
+	// running it on a few changed rows). Its cost depends little on the window's size below the
+	// large-window threshold; the large-window variant is planned by plan_cache_mode.
+	cp.apply = pg::PrepareKept(cp.apply_sql, types, guc::generic_delta_plans ? CURSOR_OPT_GENERIC_PLAN : 0);
 	if (!cp.apply_large_sql.empty())
 		cp.apply_large = pg::PrepareKept(cp.apply_large_sql, types);
 	cp.key = key;

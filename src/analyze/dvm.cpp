@@ -1192,6 +1192,80 @@ BuildRecursivePlan(Query *q, BuildCtx *ctx, RawPlan *out) {
 	out->tree = ctx->tree.data;
 }
 
+// 0-based position of a target entry among the visible (non-junk) ones; -1 when it is junk.
+int
+VisiblePosition(List *target_list, TargetEntry *tle) {
+	if (tle->resjunk)
+		return -1;
+	int pos = 0;
+	ListCell *lc;
+	foreach (lc, target_list) {
+		auto *t = static_cast<TargetEntry *>(lfirst(lc));
+		if (t == tle)
+			return pos;
+		if (!t->resjunk)
+			pos++;
+	}
+	return -1;
+}
+
+void BuildRawPlan(const char *sql, RawPlan *out);
+
+// ORDER BY ... LIMIT k (no OFFSET) over GROUP BY whose group keys are all output columns: the trigger of
+// core's TopKGroupsTriggerSql, from the delta of the grouped query's input (its touched group keys) and
+// the grouped query itself. nullptr when the shape does not fit (the caller recomputes on any change).
+char *
+TopKGroupsTrigger(Query *q, int64 limit, const std::vector<TopKSortKey> &order) {
+	if (q->groupClause == NIL || q->groupingSets || q->hasWindowFuncs || q->distinctClause || q->hasTargetSRFs ||
+	    q->setOperations || q->limitOffset)
+		return nullptr;
+	Query *p = static_cast<Query *>(copyObject(q));
+	p->limitCount = nullptr;
+	p->limitOffset = nullptr;
+	p->sortClause = NIL;
+	RawPlan raw{};
+	BuildRawPlan(Deparse(p), &raw);
+	if (raw.unsupported || raw.reads_storage ||
+	    (raw.kind != static_cast<int>(DvmKind::Grouped) && raw.kind != static_cast<int>(DvmKind::Rescan)))
+		return nullptr;
+	TopKGroups t;
+	List *group_exprs = NIL;
+	ListCell *lc;
+	foreach (lc, q->groupClause) {
+		TargetEntry *tle = get_sortgroupclause_tle(static_cast<SortGroupClause *>(lfirst(lc)), q->targetList);
+		int pos = VisiblePosition(q->targetList, tle);
+		if (pos < 0)
+			return nullptr;
+		t.group_key_visible.push_back(static_cast<size_t>(pos));
+		group_exprs = lappend(group_exprs, tle->expr);
+	}
+	if (list_length(raw.gk_types) != list_length(group_exprs))
+		return nullptr;
+	// P with its group keys as extra output columns, after the visible ones (as a Rescan plan's input).
+	List *ntl = NIL;
+	List *junk = NIL;
+	foreach (lc, p->targetList) {
+		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+		if (tle->resjunk) {
+			junk = lappend(junk, tle);
+		} else {
+			ntl = lappend(ntl, tle);
+			t.storage_columns.push_back(tle->resname);
+		}
+	}
+	ntl = list_concat(ntl, KeyTargets(group_exprs, 0));
+	ntl = list_concat(ntl, junk);
+	int resno = 1;
+	foreach (lc, ntl)
+		static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
+	p->targetList = ntl;
+	t.keys_delta_sql = raw.delta_sql;
+	t.grouped_sql = Deparse(p);
+	t.order = order;
+	t.limit = limit;
+	return pstrdup(TopKGroupsTriggerSql(t).c_str());
+}
+
 void
 BuildRawPlan(const char *sql, RawPlan *out) {
 	BuildCtx ctx;
@@ -1284,6 +1358,10 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		StringInfoData order;
 		initStringInfo(&order);
 		int s = 1;
+		// Without OFFSET, the stored rows are the old top-k; with every sort key an output column, they
+		// can be ranked against the changes directly (the old top-k need not be recomputed).
+		std::vector<TopKSortKey> sort_visible;
+		bool stored_top = q->limitOffset == nullptr;
 		foreach (lc, q->sortClause) {
 			auto *sgc = static_cast<SortGroupClause *>(lfirst(lc));
 			TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
@@ -1293,6 +1371,11 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 				out->unsupported = "ORDER BY ... USING a non-btree operator is not maintained differentially";
 				return;
 			}
+			int pos = VisiblePosition(q->targetList, tle);
+			if (pos < 0)
+				stored_top = false;
+			else
+				sort_visible.push_back(TopKSortKey{static_cast<size_t>(pos), cmp == COMPARE_GT, sgc->nulls_first});
 			ptl = lappend(ptl, makeTargetEntry(static_cast<Expr *>(copyObject(tle->expr)), list_length(ptl) + 1,
 			                                   psprintf("__pgt_s_%d", s), false));
 			appendStringInfo(&order, "x.\"__pgt_c%d\" %s NULLS %s, ", nvis + s, cmp == COMPARE_GT ? "DESC" : "ASC",
@@ -1307,10 +1390,23 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 			out->unsupported = ctx.unsupported;
 			return;
 		}
-		if (NeedsKeyedRecompute(p) || p->hasSubLinks) {
-			// Over aggregates, DISTINCT, windows or subqueries in expressions the old top-k would be
-			// recomputed from the old state of every table (several times a FULL refresh): the result is
-			// recomputed instead whenever a table it reads changed.
+		if (NeedsKeyedRecompute(p) && stored_top) {
+			if (char *trigger = TopKGroupsTrigger(q, window, sort_visible)) {
+				out->kind = static_cast<int>(DvmKind::Rescan);
+				out->input_sql = Deparse(q);
+				out->delta_sql = trigger;
+				out->reads_storage = true;
+				out->strategy = pstrdup("top-k over groups: recomputed when a change touches a stored group or a "
+				                        "touched group ranks inside the LIMIT window");
+				out->tree = ctx.tree.data;
+				return;
+			}
+		}
+		if (NeedsKeyedRecompute(p) || (p->hasSubLinks && !stored_top)) {
+			// Over aggregates, DISTINCT, windows (or subqueries in expressions, with OFFSET or a sort key
+			// that is not an output column) the old top-k would be recomputed from the old state of every
+			// table (several times a FULL refresh): the result is recomputed instead whenever a table it
+			// reads changed.
 			out->kind = static_cast<int>(DvmKind::Rescan);
 			out->input_sql = Deparse(q);
 			out->delta_sql = AnyChangeSql(RelationsRead(q));
@@ -1321,15 +1417,37 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		}
 		char *names = PositionalNames(ncols);
 		char *delta = DeltaOfQuery(p);
-		Query *old = static_cast<Query *>(copyObject(p));
-		OldStateInQuery(old);
-		// ORDER BY over positional columns (the same order, delta rows first among equals).
-		char *order_old = pstrdup(order.data);
-		order_old[strlen(order_old) - 2] = '\0';
-		char *alias = pstrdup(names);
-		alias[strlen(alias) - 2] = '\0';
-		char *old_top = psprintf("SELECT * FROM (%s) x(%s) ORDER BY %s LIMIT %lld", Deparse(old), alias, order_old,
-		                         static_cast<long long>(window));
+		char *old_top = nullptr;
+		if (!stored_top) {
+			Query *old = static_cast<Query *>(copyObject(p));
+			OldStateInQuery(old);
+			// ORDER BY over positional columns (the same order, delta rows first among equals).
+			char *order_old = pstrdup(order.data);
+			order_old[strlen(order_old) - 2] = '\0';
+			char *alias = pstrdup(names);
+			alias[strlen(alias) - 2] = '\0';
+			old_top = psprintf("SELECT * FROM (%s) x(%s) ORDER BY %s LIMIT %lld", Deparse(old), alias, order_old,
+			                   static_cast<long long>(window));
+		} else {
+			// The stored rows (the old top-k), with the sort keys again after the visible columns.
+			StringInfoData cols;
+			initStringInfo(&cols);
+			int i = 0;
+			foreach (lc, VisibleTargets(q->targetList)) {
+				appendStringInfo(&cols, "%ss.%s AS \"__pgt_c%d\"", i > 0 ? ", " : "",
+				                 quote_identifier(static_cast<TargetEntry *>(lfirst(lc))->resname), i + 1);
+				i++;
+			}
+			List *vis = VisibleTargets(q->targetList);
+			for (const TopKSortKey &k : sort_visible) {
+				appendStringInfo(&cols, ", s.%s AS \"__pgt_c%d\"",
+				                 quote_identifier(static_cast<TargetEntry *>(list_nth(vis, static_cast<int>(k.visible)))->resname),
+				                 i + 1);
+				i++;
+			}
+			old_top = psprintf("SELECT %s FROM %s s", cols.data, kStoragePlaceholder);
+			out->reads_storage = true;
+		}
 		out->delta_sql = psprintf(
 		    "SELECT 1 AS \"__pgt_one\" FROM (SELECT x.\"__pgt_d\", pg_catalog.row_number() OVER (ORDER BY %sx.\"__pgt_d\" DESC) "
 		    "AS \"__pgt_rn\" FROM (SELECT o.*, false AS \"__pgt_d\" FROM (%s) o UNION ALL SELECT %s, true FROM (%s) d(%s\"__pgt_w\")) "

@@ -421,6 +421,64 @@ RescanApply(const DvmPlan &plan, const std::string &st) {
 } // namespace
 
 std::string
+TopKGroupsTriggerSql(const TopKGroups &t) {
+	const size_t nvis = t.storage_columns.size();
+	const size_t ngk = t.group_key_visible.size();
+	if (ngk == 0 || t.order.empty() || t.limit < 0)
+		throw std::logic_error("top-k trigger needs group keys and an order");
+	std::vector<std::string> gk;
+	for (size_t j = 0; j < ngk; j++)
+		gk.push_back(GroupKeyColumn(j + 1));
+	// Touched group keys, once.
+	std::string sql = "WITH __pgt_k AS MATERIALIZED (SELECT DISTINCT " + Join(Prefixed("d", gk), ", ") + " FROM (\n" +
+	                  t.keys_delta_sql + "\n) d)\n";
+	// A stored row of a touched group.
+	std::vector<std::string> stored_match;
+	for (size_t j = 0; j < ngk; j++)
+		stored_match.push_back(Col("a", gk[j]) + " IS NOT DISTINCT FROM " +
+		                       Col("s", t.storage_columns.at(t.group_key_visible[j])));
+	sql += "SELECT 1 AS \"__pgt_one\" FROM " + std::string(kStoragePlaceholder) +
+	       " s WHERE EXISTS (SELECT 1 FROM __pgt_k a WHERE " + Join(stored_match, " AND ") + ")\nUNION ALL\n";
+	// New rows of the touched groups: per-key filters PostgreSQL pushes below the GROUP BY, then the exact
+	// match (NULL keys included).
+	std::vector<std::string> pos;
+	for (size_t i = 1; i <= nvis; i++)
+		pos.push_back("__pgt_c" + std::to_string(i));
+	std::vector<std::string> names = pos;
+	names.insert(names.end(), gk.begin(), gk.end());
+	std::vector<std::string> where;
+	for (const auto &g : gk) {
+		std::string q = Col("q", g);
+		std::string a = Col("a", g);
+		where.push_back("(" + q + " OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT " + a + " FROM __pgt_k a)) OR (" + q +
+		                " IS NULL AND EXISTS (SELECT 1 FROM __pgt_k a WHERE " + a + " IS NULL)))");
+	}
+	where.push_back("EXISTS (SELECT 1 FROM __pgt_k a WHERE " + SameValues("a", "q", gk) + ")");
+	std::vector<std::string> quoted_names;
+	for (const auto &n : names)
+		quoted_names.push_back(QuoteIdent(n));
+	std::vector<std::string> stored_cols;
+	for (const auto &c : t.storage_columns)
+		stored_cols.push_back(Col("s", c));
+	// Ranked together: stored rows, then new rows first among equals.
+	std::vector<std::string> order;
+	for (const auto &k : t.order)
+		order.push_back(Col("x", pos.at(k.visible)) + (k.descending ? " DESC" : " ASC") +
+		                (k.nulls_first ? " NULLS FIRST" : " NULLS LAST"));
+	order.push_back("x.\"__pgt_d\" DESC");
+	std::vector<std::string> x_names = quoted_names;
+	x_names.resize(nvis);
+	x_names.push_back("\"__pgt_d\"");
+	sql += "SELECT 1 FROM (SELECT x.\"__pgt_d\", pg_catalog.row_number() OVER (ORDER BY " + Join(order, ", ") +
+	       ") AS \"__pgt_rn\" FROM (\n  SELECT " + Join(stored_cols, ", ") + ", false FROM " + kStoragePlaceholder +
+	       " s\n  UNION ALL\n  SELECT " + Join(Prefixed("q", std::vector<std::string>(pos.begin(), pos.end())), ", ") +
+	       ", true FROM (\n" + t.grouped_sql + "\n  ) q(" + Join(quoted_names, ", ") + ")\n  WHERE " +
+	       Join(where, "\n    AND ") + "\n) x(" + Join(x_names, ", ") + ")) y WHERE y.\"__pgt_d\" AND y.\"__pgt_rn\" " +
+	       "OPERATOR(pg_catalog.<=) " + std::to_string(t.limit);
+	return sql;
+}
+
+std::string
 DeltaSqlFor(const DvmPlan &plan, const std::string &st, const std::string &delta) {
 	if (!plan.reads_storage)
 		return delta;
@@ -446,6 +504,12 @@ ApplySql(const DvmPlan &plan, const std::string &st) {
 	case DvmKind::Grouped:
 		return GroupedApply(plan, st);
 	case DvmKind::Rescan:
+		if (plan.reads_storage) {
+			DvmPlan resolved = plan;
+			resolved.delta_sql = DeltaSqlFor(plan, st, plan.delta_sql);
+			resolved.reads_storage = false;
+			return RescanApply(resolved, st);
+		}
 		return RescanApply(plan, st);
 	}
 	throw std::logic_error("unknown plan kind");

@@ -100,6 +100,29 @@ inline constexpr const char *kStoragePlaceholder = "\"__pgt_storage_table__\"";
 // of kStoragePlaceholder.
 std::string DeltaSqlFor(const DvmPlan &plan, const std::string &st, const std::string &delta);
 
+// ORDER BY ... LIMIT k over a grouped query P, without OFFSET: the condition under which the stored
+// top-k (the storage table S) is no longer a top-k of P and must be recomputed. With K the groups the
+// changes touch (their keys, from the delta of P's input): recompute when a row of S belongs to K, or
+// when a new row of a group of K ranks among the first k of S together with those new rows (new rows
+// first among equals). Otherwise every row of P outside S is either unchanged (it sorted after the k-th
+// row of S before, and still does) or a new row of K sorting after k rows of S, and S stays a top-k.
+struct TopKSortKey {
+	size_t visible;   // 0-based index of the visible column it sorts by
+	bool descending;
+	bool nulls_first;
+};
+struct TopKGroups {
+	std::string keys_delta_sql;              // rows with columns __pgt_gk_1 .. __pgt_gk_G (and others)
+	std::string grouped_sql;                 // P: the visible columns, then the G group keys, positionally
+	std::vector<std::string> storage_columns; // the visible columns' names, in order
+	std::vector<size_t> group_key_visible;   // per group key: 0-based index of the visible column holding it
+	std::vector<TopKSortKey> order;
+	long long limit = 0;
+};
+// A query returning a row exactly when the stored top-k must be recomputed (the delta of a Rescan plan
+// without group keys). Reads the storage table through kStoragePlaceholder.
+std::string TopKGroupsTriggerSql(const TopKGroups &t);
+
 // Parameter types of every statement reading change buffers: pg_snapshot, xid8, int8.
 inline constexpr int kFrontierParamCount = 3;
 

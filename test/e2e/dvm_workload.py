@@ -342,6 +342,15 @@ QUERIES = {
     "topk_group": "SELECT g, sum(qty) AS s FROM t1 GROUP BY g ORDER BY sum(qty) DESC NULLS LAST, g LIMIT 3",
     "topk_join": "SELECT a.id, b.amount FROM t1 a JOIN t2 b ON b.t1_id = a.id ORDER BY b.amount, b.id LIMIT 6",
     "topk_bag": "SELECT k, v, s FROM bag ORDER BY v NULLS FIRST, k, s LIMIT 5",
+    # top-k over groups (stored rows ranked against the touched groups' new rows) and over subqueries
+    "topk_group_having": "SELECT g, count(*) AS n, max(amt) AS m FROM t1 GROUP BY g HAVING count(*) > 1 "
+                         "ORDER BY max(amt) DESC NULLS FIRST, g NULLS FIRST LIMIT 2",
+    "topk_group_join": "SELECT d.region, a.g, sum(a.qty) AS s, count(*) AS n FROM t1 a JOIN dim d ON d.d_id = a.d_id "
+                       "GROUP BY d.region, a.g ORDER BY s DESC NULLS LAST, d.region NULLS FIRST, a.g NULLS LAST LIMIT 4",
+    "topk_group_sub": "SELECT a.g, sum(a.amt) AS s FROM t1 a WHERE a.d_id IN (SELECT d_id FROM dim WHERE weight > 2) "
+                      "GROUP BY a.g ORDER BY s NULLS FIRST, a.g NULLS LAST LIMIT 3",
+    "topk_sub_bag": "SELECT a.id, a.qty FROM t1 a WHERE a.qty = (SELECT max(b.qty) FROM t1 b WHERE b.g = a.g) "
+                    "ORDER BY a.qty DESC NULLS LAST, a.id LIMIT 4",
     # --- common table expressions (inlined) ------------------------------------------------------------
     "cte_simple": "WITH big AS (SELECT id, g, amt FROM t1 WHERE amt > 20) SELECT b.id, b.amt, d.label FROM big b "
                   "JOIN dim d ON d.d_id = b.g",

@@ -142,5 +142,58 @@ TEST(ApplySql, RescanReplacesTouchedGroups) {
 	EXPECT_TRUE(Contains(sql, "INSERT INTO \"st\" (\"g\", \"names\", \"__pgt_gk_1\", \"__pgt_rid\")"));
 }
 
+TopKGroups
+Q3LikeTopK() {
+	TopKGroups t;
+	t.keys_delta_sql = "SELECT k AS __pgt_gk_1, d AS __pgt_gk_2, __pgt_w FROM delta";
+	t.grouped_sql = "SELECT k, sum(v) AS revenue, d, k, d FROM t GROUP BY k, d";
+	t.storage_columns = {"l_orderkey", "revenue", "o_orderdate"};
+	t.group_key_visible = {0, 2};
+	t.order = {TopKSortKey{1, true, true}, TopKSortKey{2, false, false}};
+	t.limit = 10;
+	return t;
+}
+
+TEST(TopKGroupsTrigger, TouchedKeysOnceAndStoredRowsOfTouchedGroups) {
+	std::string sql = TopKGroupsTriggerSql(Q3LikeTopK());
+	EXPECT_TRUE(Contains(sql, "WITH __pgt_k AS MATERIALIZED (SELECT DISTINCT d.\"__pgt_gk_1\", d.\"__pgt_gk_2\" FROM ("));
+	EXPECT_TRUE(Contains(sql, "SELECT k AS __pgt_gk_1, d AS __pgt_gk_2, __pgt_w FROM delta"));
+	// A stored row whose group was touched: its key columns compared with NULLs equal.
+	EXPECT_TRUE(Contains(sql, "a.\"__pgt_gk_1\" IS NOT DISTINCT FROM s.\"l_orderkey\" AND a.\"__pgt_gk_2\" IS NOT "
+	                          "DISTINCT FROM s.\"o_orderdate\""));
+	EXPECT_TRUE(Contains(sql, std::string("FROM ") + kStoragePlaceholder + " s WHERE EXISTS"));
+}
+
+TEST(TopKGroupsTrigger, NewRowsRankedAgainstStoredOnesFirstAmongEquals) {
+	std::string sql = TopKGroupsTriggerSql(Q3LikeTopK());
+	EXPECT_TRUE(Contains(sql, "ORDER BY x.\"__pgt_c2\" DESC NULLS FIRST, x.\"__pgt_c3\" ASC NULLS LAST, x.\"__pgt_d\" DESC"));
+	EXPECT_TRUE(Contains(sql, "y.\"__pgt_d\" AND y.\"__pgt_rn\" OPERATOR(pg_catalog.<=) 10"));
+	// The grouped query read positionally, restricted to the touched keys (a filter that goes below GROUP BY).
+	EXPECT_TRUE(Contains(sql, "q(\"__pgt_c1\", \"__pgt_c2\", \"__pgt_c3\", \"__pgt_gk_1\", \"__pgt_gk_2\")"));
+	EXPECT_TRUE(Contains(sql, "q.\"__pgt_gk_2\" OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT a.\"__pgt_gk_2\" FROM __pgt_k a))"));
+	EXPECT_TRUE(Contains(sql, "SELECT s.\"l_orderkey\", s.\"revenue\", s.\"o_orderdate\", false FROM"));
+}
+
+TEST(TopKGroupsTrigger, RescanApplyReadsTheStorageTable) {
+	DvmPlan p;
+	p.kind = DvmKind::Rescan;
+	p.visible = {{"l_orderkey", "bigint"}, {"revenue", "numeric"}, {"o_orderdate", "date"}};
+	p.input_sql = "SELECT * FROM q3";
+	p.delta_sql = TopKGroupsTriggerSql(Q3LikeTopK());
+	p.reads_storage = true;
+	std::string sql = ApplySql(p, "public.st");
+	EXPECT_FALSE(Contains(sql, kStoragePlaceholder));
+	EXPECT_TRUE(Contains(sql, "FROM public.st s WHERE EXISTS"));
+}
+
+TEST(TopKGroupsTrigger, RefusesNoKeysOrNoOrder) {
+	TopKGroups t = Q3LikeTopK();
+	t.group_key_visible.clear();
+	EXPECT_THROW(TopKGroupsTriggerSql(t), std::logic_error);
+	t = Q3LikeTopK();
+	t.order.clear();
+	EXPECT_THROW(TopKGroupsTriggerSql(t), std::logic_error);
+}
+
 } // namespace
 } // namespace pgtrickle

@@ -62,7 +62,9 @@ INSERT INTO queries VALUES
 	(15, 'q_having_sub', 'SELECT cust_id, sum(amount) AS s FROM ord GROUP BY cust_id
 	                      HAVING sum(amount) > (SELECT avg(amount) FROM ord)'),
 	(16, 'q_windows_two', 'SELECT id, cust_id, status, rank() OVER (PARTITION BY cust_id ORDER BY amount, id) AS r,
-	                       count(*) OVER (PARTITION BY status) AS n_status FROM ord');
+	                       count(*) OVER (PARTITION BY status) AS n_status FROM ord'),
+	(17, 'q_topk_groups', 'SELECT cust_id, sum(amount) AS s, count(*) AS n FROM ord GROUP BY cust_id
+	                       ORDER BY s DESC NULLS LAST, cust_id NULLS FIRST LIMIT 2');
 SELECT n, name, pgtrickle.create_stream_table(name, query, refresh_mode => 'DIFFERENTIAL', schedule => '1h')
 FROM queries ORDER BY n;
 -- The operator tree and strategy of each.

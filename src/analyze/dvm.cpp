@@ -496,6 +496,17 @@ AddConjunct(Query *q, Expr *conj) {
 	q->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(lappend(quals, conj)));
 }
 
+// In a join-delta term for ordinary windows, the conditions holding subqueries go behind a lateral
+// fence (FenceSublinkConditions): evaluated for the few joined rows the changed input drives, by index,
+// rather than at the scan of another input for every row, or as a semi-join with the whole subquery.
+void
+FenceTermSublinks(Query *term) {
+	if (g_large_windows || term->jointree->quals == nullptr || !ContainsSublink(term->jointree->quals))
+		return;
+	List *quals = FenceSublinkConditions(term, make_ands_implicit(reinterpret_cast<Expr *>(term->jointree->quals)));
+	term->jointree->quals = quals ? reinterpret_cast<Node *>(make_ands_explicit(quals)) : nullptr;
+}
+
 // The tables an input reads: itself, or every table of a subquery at any depth.
 List *
 InputRelations(RangeTblEntry *rte) {
@@ -765,6 +776,8 @@ KeyedStatesOf(RangeTblEntry *rte) {
 	st.live_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s", cols, untouched,
 	                      live);
 	st.before_ok = psprintf("%s UNION ALL SELECT n0.*, true FROM (%s) n0", st.live_ok, st.neg);
+	st.before_flat = psprintf("SELECT %s, f.\"__pgt_w\" FROM (%s) f(%s\"__pgt_w\", \"__pgt_ok\") WHERE f.\"__pgt_ok\"",
+	                          PositionalRefs("f", ncols), st.before_ok, names);
 	return st;
 }
 
@@ -788,7 +801,8 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 		KeyedStates st = KeyedStatesOf(rt_fetch(list_nth_int(inputs, i), q->rtable));
 		before_ok[i] = st.before_ok;
 		before[i] = st.before;
-		old_state[i] = st.before;
+		// The old state the subquery terms read (SublinkStateDelta): by index for ordinary windows.
+		old_state[i] = g_large_windows ? st.before : st.before_flat;
 		pos[i] = st.pos;
 		neg[i] = st.neg;
 		kept[i] = st.kept;
@@ -828,6 +842,7 @@ ConsistentJoinDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 				Expr *w = WeightVar(rtindex, rte);
 				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
 			}
+			FenceTermSublinks(term);
 			GuardMixedStateQuals(term, kept_rels);
 			if (side == 1)
 				weight = make_opclause(mul, INT8OID, false, weight, Int8Const(-1), InvalidOid, InvalidOid);
@@ -955,6 +970,7 @@ DeltaOfQuery(Query *q) {
 				Expr *w = WeightVar(rtindex, rte);
 				weight = weight ? make_opclause(mul, INT8OID, false, weight, w, InvalidOid, InvalidOid) : w;
 			}
+			FenceTermSublinks(term);
 			AppendTerm(&s, term, weight, n > 1 ? InputRelations(rt_fetch(list_nth_int(inputs, i), q->rtable)) : NIL);
 		}
 	}

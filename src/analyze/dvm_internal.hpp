@@ -57,6 +57,10 @@ struct KeyedStates {
 	// the flag (and guards error-prone conditions with it, see GuardMixedStateQuals).
 	char *before_ok;
 	char *live_ok; // the live arm of before_ok alone: every live row, flagged
+	// The old state (weighted rows, no flag) as before_ok filtered on its flag above the UNION ALL: the
+	// live arm is flattened into an append relation, so the planner reaches it by index (`before` is
+	// a subquery with its own WHERE, scanned whole).
+	char *before_flat;
 };
 
 struct SublinkCollect {
@@ -100,6 +104,8 @@ List *OneTarget();
 List *KeyTargets(List *exprs, int first_resno);
 void AddConjunct(Query *q, Expr *conj);
 List *InputRelations(RangeTblEntry *rte);
+List *FenceSublinkConditions(Query *term, List *quals);
+void FenceTermSublinks(Query *term);
 void AppendTerm(StringInfo s, Query *term, Expr *weight, List *gate = NIL);
 void MakePlaceholderRte(RangeTblEntry *rte, const char *name);
 BuildCtx ScratchCtx();

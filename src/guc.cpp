@@ -13,6 +13,7 @@ double differential_max_change_ratio = 0.15;
 bool adaptive_refresh = true;
 int large_window_rows = 1000;
 bool generic_delta_plans = true;
+int delta_variant = kVariantAuto;
 bool scheduler_enabled = true;
 int scheduler_interval_ms = 1000;
 int max_consecutive_errors = 3;
@@ -25,6 +26,9 @@ int slot_lag_critical_threshold_mb = 1024;
 bool direct_capture = true;
 
 namespace {
+const struct config_enum_entry kDeltaVariantOptions[] = {
+    {"auto", kVariantAuto, false}, {"default", kVariantDefault, false}, {"large", kVariantLarge, false},
+    {nullptr, 0, false}};
 const struct config_enum_entry kCdcModeOptions[] = {
     {"auto", kCdcAuto, false}, {"trigger", kCdcTrigger, false}, {"wal", kCdcWal, false}, {nullptr, 0, false}};
 } // namespace
@@ -49,6 +53,13 @@ Register() {
 	                        "Changed rows from which a refresh runs the delta variant for large change windows.",
 	                        "Only joins of keyed tables have one (explain_st: delta_query_large_window).",
 	                        &large_window_rows, 1000, 1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomEnumVariable("pg_trickle.delta_variant",
+	                         "Which variant of the delta a DIFFERENTIAL refresh runs: auto (by the window's size, "
+	                         "see pg_trickle.large_window_rows), default, or large.",
+	                         "Only stream tables whose explain_st shows delta_query_large_window have two. A "
+	                         "diagnosis and testing knob.",
+	                         &delta_variant, kVariantAuto, kDeltaVariantOptions, PGC_USERSET, 0, nullptr, nullptr,
+	                         nullptr);
 	DefineCustomBoolVariable("pg_trickle.generic_delta_plans",
 	                         "Whether a stream table's delta statement is planned once per session and the plan "
 	                         "reused (a generic plan), rather than planned again at every refresh.",

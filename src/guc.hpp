@@ -8,6 +8,8 @@ extern double differential_max_change_ratio;
 extern bool adaptive_refresh;
 extern int large_window_rows;
 extern bool generic_delta_plans;
+enum DeltaVariant { kVariantAuto = 0, kVariantDefault = 1, kVariantLarge = 2 };
+extern int delta_variant; // DeltaVariant
 extern bool scheduler_enabled;
 extern int scheduler_interval_ms;
 extern int max_consecutive_errors;

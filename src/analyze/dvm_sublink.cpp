@@ -662,19 +662,7 @@ SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {
 						OldStateInQuery(rte->subquery);
 				}
 			}
-			if (g_large_windows) {
-				// An uncorrelated x IN (subquery) among the conditions is evaluated once, as a hashed
-				// subplan, rather than pulled up into a semi-join the planner may run again for every
-				// probed row (it underestimates how many the probe lets through).
-				ListCell *qc;
-				foreach (qc, quals) {
-					Node *c = static_cast<Node *>(lfirst(qc));
-					if (IsUncorrelatedAny(c))
-						lfirst(qc) = IsTrue(c);
-				}
-			} else {
-				quals = FenceSublinkConditions(term, quals);
-			}
+			quals = FenceSublinkConditions(term, quals);
 			quals = list_concat(quals, static_cast<List *>(copyObject(probe)));
 			term->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));
 			Expr *sign = Int8Const(side == 0 ? 1 : -1);

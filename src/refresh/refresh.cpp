@@ -407,8 +407,10 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			result.action = "DIFFERENTIAL";
 			RefreshWriteScope writing;
 			pg::SpiRows counts;
-			SPIPlanPtr apply = cp.apply_large && UseLargeWindowVariant(census.changes, guc::large_window_rows, census.largest_rows)
-			                       ? cp.apply_large : cp.apply;
+			bool large = guc::delta_variant == guc::kVariantLarge ||
+			             (guc::delta_variant == guc::kVariantAuto &&
+			              UseLargeWindowVariant(census.changes, guc::large_window_rows, census.largest_rows));
+			SPIPlanPtr apply = cp.apply_large && large ? cp.apply_large : cp.apply;
 			std::optional<pg::ScopedSetting> capped;
 			if (cp.plan.reads_storage)
 				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));

@@ -1113,6 +1113,10 @@ struct RawPlan {
 	List *visible_exprs; // char* (Grouped: deparsed with placeholders)
 	char *input_sql;
 	char *delta_sql;
+	// Rescan with subqueries at the aggregation level: every group is touched when this condition holds
+	// (a table those subqueries read changed); every_group_keys lists every group's keys then.
+	char *every_group_when;
+	char *every_group_keys;
 	bool reads_storage; // delta_sql reads the storage table (kStoragePlaceholder)
 	List *storage_index_columns; // char*
 	const char *unsupported;
@@ -1277,7 +1281,10 @@ TopKGroupsTrigger(Query *q, int64 limit, const std::vector<TopKSortKey> &order) 
 	foreach (lc, ntl)
 		static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
 	p->targetList = ntl;
-	t.keys_delta_sql = raw.delta_sql;
+	t.keys_delta_sql = raw.every_group_when == nullptr
+	                       ? raw.delta_sql
+	                       : psprintf("%s\nUNION ALL\nSELECT i.*, 1::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) i WHERE %s",
+	                                  raw.delta_sql, raw.every_group_keys, raw.every_group_when);
 	t.grouped_sql = Deparse(p);
 	t.order = order;
 	t.limit = limit;
@@ -1695,9 +1702,10 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		return;
 	}
 	out->delta_sql = DeltaOfQuery(input);
-	if (agg_level_sublinks)
-		out->delta_sql = psprintf("%s\nUNION ALL\nSELECT i.*, 1::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) i WHERE EXISTS (%s)",
-		                          out->delta_sql, Deparse(input), AnyChangeSql(agg_level_relids));
+	if (agg_level_sublinks) {
+		out->every_group_when = psprintf("EXISTS (%s)", AnyChangeSql(agg_level_relids));
+		out->every_group_keys = Deparse(input);
+	}
 	out->tree = ctx.tree.data;
 	if (algebraic) {
 		out->kind = static_cast<int>(DvmKind::Grouped);
@@ -1783,6 +1791,7 @@ ConvertRaw(const RawPlan &raw) {
 		plan.group_keys.push_back({GroupKeyColumn(j + 1), gk_types[j]});
 	plan.input_sql = raw.input_sql;
 	plan.delta_sql = raw.delta_sql;
+	plan.every_group_when = raw.every_group_when ? raw.every_group_when : "";
 	plan.reads_storage = raw.reads_storage;
 	plan.storage_index_columns = ToStrings(raw.storage_index_columns);
 	plan.operator_tree = raw.tree ? raw.tree : "";

@@ -365,13 +365,21 @@ std::string
 RescanApply(const DvmPlan &plan, const std::string &st) {
 	std::vector<std::string> gk_names = GroupKeyNames(plan);
 	std::string rid = QuoteIdent(kRidColumn);
-	std::string sql;
+	// Every group touched (a table read by a subquery at the aggregation level changed): all groups are
+	// recomputed and the stored rows replaced, without evaluating the delta or filtering by touched keys (a
+	// filter over thousands of keys is a linear scan of the key array for each input row).
+	const bool every = !plan.every_group_when.empty() && !gk_names.empty();
+	const std::string all = "(SELECT e.f FROM __pgt_every e)";
+	std::string sql = "WITH ";
+	if (every)
+		sql += "__pgt_every AS MATERIALIZED (SELECT " + plan.every_group_when + " AS f),\n";
 	if (gk_names.empty()) {
-		sql = "WITH __pgt_aff AS MATERIALIZED (\n  SELECT 1 AS __pgt_one WHERE EXISTS (SELECT 1 FROM (\n" +
-		      plan.delta_sql + "\n  ) AS x)\n)";
+		std::string when = plan.every_group_when.empty() ? "" : " OR " + plan.every_group_when;
+		sql += "__pgt_aff AS MATERIALIZED (\n  SELECT 1 AS __pgt_one WHERE EXISTS (SELECT 1 FROM (\n" +
+		       plan.delta_sql + "\n  ) AS x)" + when + "\n)";
 	} else {
-		sql = "WITH __pgt_aff AS MATERIALIZED (\n  SELECT DISTINCT " + Join(Prefixed("x", gk_names), ", ") +
-		      " FROM (\n" + plan.delta_sql + "\n  ) AS x\n)";
+		sql += "__pgt_aff AS MATERIALIZED (\n  SELECT DISTINCT " + Join(Prefixed("x", gk_names), ", ") + " FROM (\n" +
+		       plan.delta_sql + "\n  ) AS x" + (every ? "\n  WHERE NOT " + all : "") + "\n)";
 	}
 	// New rows of the touched groups: coarse per-key filters PostgreSQL can push below the GROUP BY, then the
 	// exact match (NULL keys included).
@@ -386,19 +394,32 @@ RescanApply(const DvmPlan &plan, const std::string &st) {
 			                q + " IS NULL AND EXISTS (SELECT 1 FROM __pgt_aff a WHERE " + a + " IS NULL)))");
 		}
 		where.push_back("EXISTS (SELECT 1 FROM __pgt_aff a WHERE " + SameValues("a", "q", gk_names) + ")");
+		if (every)
+			where.insert(where.begin(), "NOT " + all);
 	}
 	std::vector<std::string> cols = Cols("q", plan.visible);
 	std::vector<std::string> gk = Prefixed("q", gk_names);
-	std::vector<std::string> all = cols;
-	all.insert(all.end(), gk.begin(), gk.end());
-	sql += ", __pgt_new AS MATERIALIZED (\n  SELECT " + Join(all, ", ") + ", " + RidExpr(gk) + " AS " + rid +
-	       " FROM (\n" + plan.input_sql + "\n  ) AS q\n  WHERE " + Join(where, "\n    AND ") + "\n)";
+	std::vector<std::string> out_cols = cols;
+	out_cols.insert(out_cols.end(), gk.begin(), gk.end());
+	std::string new_rows = "  SELECT " + Join(out_cols, ", ") + ", " + RidExpr(gk) + " AS " + rid + " FROM (\n" +
+	                       plan.input_sql + "\n  ) AS q\n  WHERE ";
+	sql += ", __pgt_new AS MATERIALIZED (\n" + new_rows + Join(where, "\n    AND ");
+	if (every)
+		sql += "\n  UNION ALL\n" + new_rows + all;
+	sql += "\n)";
 	std::string old_match =
 	    gk_names.empty() ? "true"
 	                     : "t." + rid + " OPERATOR(pg_catalog.=) " + RidExpr(Prefixed("a", gk_names)) + " AND " +
 	                           SameValues("t", "a", gk_names);
 	sql += ", __pgt_del AS (\n  DELETE FROM " + st + " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT t.ctid FROM " +
 	       "__pgt_aff a JOIN " + st + " t ON " + old_match + "))\n  RETURNING 1\n)";
+	std::string deleted = "(SELECT pg_catalog.count(*) FROM __pgt_del)";
+	std::string touched = "(SELECT pg_catalog.count(*) FROM __pgt_aff)";
+	if (every) {
+		sql += ", __pgt_del_every AS (\n  DELETE FROM " + st + " WHERE " + all + "\n  RETURNING 1\n)";
+		deleted += " + (SELECT pg_catalog.count(*) FROM __pgt_del_every)";
+		touched = "CASE WHEN " + all + " THEN (SELECT pg_catalog.count(*) FROM __pgt_new) ELSE " + touched + " END";
+	}
 	std::vector<std::string> target;
 	std::vector<std::string> values;
 	for (const auto &c : plan.visible) {
@@ -413,8 +434,7 @@ RescanApply(const DvmPlan &plan, const std::string &st) {
 	values.push_back("n." + rid);
 	sql += ", __pgt_ins AS (\n  INSERT INTO " + st + " (" + Join(target, ", ") + ")\n  SELECT " + Join(values, ", ") +
 	       " FROM __pgt_new n\n  RETURNING 1\n)";
-	sql += "\nSELECT (SELECT pg_catalog.count(*) FROM __pgt_ins), (SELECT pg_catalog.count(*) FROM __pgt_del), "
-	       "(SELECT pg_catalog.count(*) FROM __pgt_aff)";
+	sql += "\nSELECT (SELECT pg_catalog.count(*) FROM __pgt_ins), " + deleted + ", " + touched;
 	return sql;
 }
 

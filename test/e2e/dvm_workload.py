@@ -308,6 +308,7 @@ QUERIES = {
     # subqueries in the select list or HAVING of an aggregating query (TPC-H Q11 shape)
     "agsl_having": "SELECT g, sum(amt) AS s FROM t1 GROUP BY g HAVING sum(amt) > (SELECT sum(amount) * 0.1 FROM t2)",
     "agsl_select": "SELECT g, count(*) AS n, (SELECT count(*) FROM t2 WHERE t2.g = t1.g) AS n2 FROM t1 GROUP BY g",
+    "agsl_self_having": "SELECT g, sum(amt) AS s FROM t1 GROUP BY g HAVING sum(amt) > (SELECT sum(amt) * 0.2 FROM t1)",
     "agsl_nogroup": "SELECT count(*) AS n, (SELECT max(v) FROM bag) AS mv FROM t1",
     # --- set-returning functions, VALUES and LATERAL ----------------------------------------------------
     "srf_target": "SELECT id, generate_series(1, coalesce(qty, 0) % 3) AS n FROM t1 WHERE g < 4",

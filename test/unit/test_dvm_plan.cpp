@@ -142,6 +142,37 @@ TEST(ApplySql, RescanReplacesTouchedGroups) {
 	EXPECT_TRUE(Contains(sql, "INSERT INTO \"st\" (\"g\", \"names\", \"__pgt_gk_1\", \"__pgt_rid\")"));
 }
 
+TEST(ApplySql, RescanEveryGroupWhenASubqueryTableChanged) {
+	DvmPlan p;
+	p.kind = DvmKind::Rescan;
+	p.visible = {{"g", "text"}, {"s", "numeric"}};
+	p.group_keys = {{"__pgt_gk_1", "text"}};
+	p.input_sql = "SELECT g, sum(a) AS s, g AS __pgt_gk_1 FROM t GROUP BY g HAVING sum(a) > (SELECT sum(a) FROM u)";
+	p.delta_sql = "SELECT g AS __pgt_gk_1, __pgt_w FROM d";
+	p.every_group_when = "EXISTS (SELECT 1 FROM cu)";
+	std::string sql = ApplySql(p, "\"st\"");
+	EXPECT_TRUE(Contains(sql, "WITH __pgt_every AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM cu) AS f)"));
+	// The touched keys and their filtered recompute only when not every group is touched.
+	EXPECT_TRUE(Contains(sql, ") AS x\n  WHERE NOT (SELECT e.f FROM __pgt_every e)"));
+	EXPECT_TRUE(Contains(sql, ") AS q\n  WHERE NOT (SELECT e.f FROM __pgt_every e)\n    AND (q.\"__pgt_gk_1\" OPERATOR"));
+	// Otherwise every group, unfiltered, replaces every stored row.
+	EXPECT_TRUE(Contains(sql, ") AS q\n  WHERE (SELECT e.f FROM __pgt_every e)\n)"));
+	EXPECT_TRUE(Contains(sql, "__pgt_del_every AS (\n  DELETE FROM \"st\" WHERE (SELECT e.f FROM __pgt_every e)"));
+	EXPECT_TRUE(Contains(sql, "(SELECT pg_catalog.count(*) FROM __pgt_del) + (SELECT pg_catalog.count(*) FROM __pgt_del_every)"));
+}
+
+TEST(ApplySql, RescanWithoutGroupKeysFoldsEveryGroupIntoTheTrigger) {
+	DvmPlan p;
+	p.kind = DvmKind::Rescan;
+	p.visible = {{"n", "bigint"}, {"m", "integer"}};
+	p.input_sql = "SELECT count(*) AS n, (SELECT max(v) FROM u) AS m FROM t";
+	p.delta_sql = "SELECT 1 AS __pgt_w FROM d";
+	p.every_group_when = "EXISTS (SELECT 1 FROM cu)";
+	std::string sql = ApplySql(p, "\"st\"");
+	EXPECT_FALSE(Contains(sql, "__pgt_every"));
+	EXPECT_TRUE(Contains(sql, ") AS x) OR EXISTS (SELECT 1 FROM cu)\n)"));
+}
+
 TopKGroups
 Q3LikeTopK() {
 	TopKGroups t;

@@ -1553,6 +1553,24 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		out->input_sql = had_ctes ? pstrdup(sql) : Deparse(q);
 		out->delta_sql = DeltaOfQuery(q);
 		out->strategy = pstrdup("bag of rows: delta rows inserted/deleted by identity hash");
+		if (char *every = EveryRowCondition(q)) {
+			// A change that can move every row (a subquery not tied to particular rows, e.g. a scalar
+			// aggregate in WHERE): the new result compared with the stored one, the old result, rather than
+			// every row evaluated over both states.
+			StringInfoData cols;
+			initStringInfo(&cols);
+			foreach (lc, visible)
+				appendStringInfo(&cols, "s.%s, ", quote_identifier(static_cast<TargetEntry *>(lfirst(lc))->resname));
+			const char *all = "(SELECT e.f FROM __pgt_every e)";
+			out->delta_sql = psprintf("WITH __pgt_every AS MATERIALIZED (SELECT %s AS f)\nSELECT * FROM (%s) d WHERE NOT "
+			                          "%s\nUNION ALL\nSELECT q.*, 1::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) q WHERE %s\n"
+			                          "UNION ALL\nSELECT %s(-1)::pg_catalog.int8 FROM %s s WHERE %s",
+			                          every, out->delta_sql, all, out->input_sql, all, cols.data, kStoragePlaceholder, all);
+			out->reads_storage = true;
+			out->strategy = pstrdup("bag of rows: delta rows inserted/deleted by identity hash; recomputed and compared "
+			                        "with the stored rows when a change can move every row (a subquery not tied to "
+			                        "particular rows)");
+		}
 		out->tree = ctx.tree.data;
 		return;
 	}

@@ -157,6 +157,9 @@ void ReplaceWithRows(RangeTblEntry *rte, const char *sql);
 bool OldStateWalker(Node *node, void *context);
 void OldStateInQuery(Query *q);
 char *SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state);
+// A condition (SQL) under which a change can alter some subquery's result for every row of level q, or
+// nullptr (see dvm_sublink.cpp).
+char *EveryRowCondition(Query *q);
 JoinExpr *FindOuterJoin(Node *n);
 Node *ReplaceJoinNode(Node *n, Node *target, Node *replacement);
 Bitmapset *JoinTreeRelids(Node *n);

@@ -613,6 +613,27 @@ FenceSublinkConditions(Query *term, List *quals) {
 	return plain;
 }
 
+// When a change can alter a subquery's result for every row of level q: the probes of its subqueries
+// that no condition ties to particular outer rows (uncorrelated, not an IN/ANY/ALL comparison with a row
+// of the subquery, or probed coarsely), OR-ed. nullptr when there is none.
+char *
+EveryRowCondition(Query *q) {
+	StringInfoData s;
+	initStringInfo(&s);
+	ListCell *lc;
+	foreach (lc, LevelSublinks(q)) {
+		auto *sl = static_cast<SubLink *>(lfirst(lc));
+		auto *body = reinterpret_cast<Query *>(sl->subselect);
+		bool coarse = !BodyIsSimple(body);
+		if (!coarse && (SublinkRowCondition(sl) != nullptr || contain_vars_of_level(reinterpret_cast<Node *>(body), 1)))
+			continue;
+		ListCell *lc2;
+		foreach (lc2, ProbeArms(sl, q))
+			appendStringInfo(&s, "%sEXISTS (%s)", s.len ? " OR " : "", Deparse(static_cast<Query *>(lfirst(lc2))));
+	}
+	return s.len ? s.data : nullptr;
+}
+
 // The second bracket above: Q(L₀; S₁) − Q(L₀; S₀) over the probed rows.
 char *
 SublinkStateDelta(Query *q, List *inputs, Oid mul, char **old_state) {

@@ -223,6 +223,10 @@ QUERIES = {
     "sl_row_in": "SELECT id FROM t1 WHERE (g, d_id) IN (SELECT g, d_id FROM t2)",
     "sl_scalar_where": "SELECT id, amt FROM t1 WHERE amt > (SELECT avg(amount) FROM t2 WHERE t2.g = t1.g)",
     "sl_scalar_uncorr": "SELECT id, k FROM t1 WHERE k > (SELECT avg(k) FROM t1)",
+    "sl_every_join": "SELECT a.id, b.amount FROM t1 a JOIN t2 b ON b.t1_id = a.id "
+    "WHERE b.amount >= (SELECT max(amount) - 20 FROM t2)",
+    "sl_every_select": "SELECT id, qty, (SELECT count(*) FROM bag) AS nb FROM t1 WHERE qty > 50",
+    "sl_every_exists": "SELECT k, v FROM bag WHERE EXISTS (SELECT 1 FROM dim WHERE weight > 4)",
     "sl_scalar_select": "SELECT d.d_id, (SELECT count(*) FROM t1 a WHERE a.d_id = d.d_id) AS n, "
                         "(SELECT max(v) FROM bag WHERE bag.k = d.weight) AS mv FROM dim d",
     "sl_join": "SELECT a.id, d.label FROM t1 a JOIN dim d ON d.d_id = a.d_id WHERE EXISTS (SELECT 1 FROM t2 b "

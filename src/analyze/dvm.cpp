@@ -1720,16 +1720,24 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		return;
 	}
 	out->delta_sql = DeltaOfQuery(input);
-	if (agg_level_sublinks) {
-		out->every_group_when = psprintf("EXISTS (%s)", AnyChangeSql(agg_level_relids));
+	// Every group is recomputed when a change can move every input row or every group's result.
+	char *every_row = EveryRowCondition(input);
+	if (agg_level_sublinks || every_row) {
+		out->every_group_when =
+		    agg_level_sublinks ? psprintf("EXISTS (%s)%s%s", AnyChangeSql(agg_level_relids), every_row ? " OR " : "",
+		                                  every_row ? every_row : "")
+		                       : every_row;
 		out->every_group_keys = Deparse(input);
 	}
 	out->tree = ctx.tree.data;
 	if (algebraic) {
 		out->kind = static_cast<int>(DvmKind::Grouped);
 		out->input_sql = Deparse(input);
-		out->strategy = pstrdup("aggregates maintained algebraically (COUNT/SUM/AVG state per group; MIN/MAX "
-		                        "recompute a group only when its extreme is deleted)");
+		out->strategy = pstrdup(every_row ? "aggregates maintained algebraically (COUNT/SUM/AVG state per group; MIN/MAX "
+		                                    "recompute a group only when its extreme is deleted); every group recomputed "
+		                                    "when a change can move every input row (a subquery not tied to particular rows)"
+		                                  : "aggregates maintained algebraically (COUNT/SUM/AVG state per group; MIN/MAX "
+		                                    "recompute a group only when its extreme is deleted)");
 	} else {
 		// Rescan: the query itself, with its group keys as extra output columns.
 		out->kind = static_cast<int>(DvmKind::Rescan);

@@ -615,12 +615,19 @@ FenceSublinkConditions(Query *term, List *quals) {
 
 // When a change can alter a subquery's result for every row of level q: the probes of its subqueries
 // that no condition ties to particular outer rows (uncorrelated, not an IN/ANY/ALL comparison with a row
-// of the subquery, or probed coarsely), OR-ed. nullptr when there is none.
+// of the subquery, or probed coarsely), OR-ed; through a subquery that is q's only FROM item too (each
+// of its rows is a row of q). nullptr when there is none.
 char *
 EveryRowCondition(Query *q) {
 	StringInfoData s;
 	initStringInfo(&s);
 	ListCell *lc;
+	if (list_length(q->jointree->fromlist) == 1 && IsA(linitial(q->jointree->fromlist), RangeTblRef)) {
+		RangeTblEntry *rte = rt_fetch(linitial_node(RangeTblRef, q->jointree->fromlist)->rtindex, q->rtable);
+		if (rte->rtekind == RTE_SUBQUERY && !rte->lateral && rte->subquery->setOperations == nullptr)
+			if (char *inner = EveryRowCondition(rte->subquery))
+				appendStringInfoString(&s, inner);
+	}
 	foreach (lc, LevelSublinks(q)) {
 		auto *sl = static_cast<SubLink *>(lfirst(lc));
 		auto *body = reinterpret_cast<Query *>(sl->subselect);

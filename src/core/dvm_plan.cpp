@@ -184,6 +184,9 @@ PopulationSql(const DvmPlan &plan) {
 
 namespace {
 
+// The flag of a plan's every_group_when, computed once per statement (CTE __pgt_every).
+constexpr const char *kEveryFlag = "(SELECT e.f FROM __pgt_every e)";
+
 std::string
 BagApply(const DvmPlan &plan, const std::string &st) {
 	std::vector<std::string> names;
@@ -251,8 +254,16 @@ GroupedApply(const DvmPlan &plan, const std::string &st) {
 			d_list.push_back(WeightSum(cond) + " AS __pgt_dnn_" + std::to_string(k));
 		}
 	}
-	std::string sql = "WITH __pgt_d AS MATERIALIZED (\n  SELECT " + Join(d_list, ", ") + "\n  FROM (\n" +
-	                  plan.delta_sql + "\n  ) AS x";
+	// Every group touched (see DvmPlan::every_group_when): the delta is not evaluated; the stored groups are
+	// replaced by the population's (5. below).
+	const bool every = !plan.every_group_when.empty();
+	std::string sql = "WITH ";
+	if (every)
+		sql += "__pgt_every AS MATERIALIZED (SELECT " + plan.every_group_when + " AS f),\n";
+	sql += "__pgt_d AS MATERIALIZED (\n  SELECT " + Join(d_list, ", ") + "\n  FROM (\n" + plan.delta_sql +
+	       "\n  ) AS x";
+	if (every)
+		sql += "\n  WHERE NOT " + std::string(kEveryFlag);
 	if (!single_group)
 		sql += "\n  GROUP BY " + Join(Prefixed("x", gk_names), ", ");
 	else
@@ -356,8 +367,18 @@ GroupedApply(const DvmPlan &plan, const std::string &st) {
 	sql += ", __pgt_ins AS (\n  INSERT INTO " + st + " (" + Join(target, ", ") + ")\n  SELECT " + Join(values, ", ") +
 	       " FROM __pgt_v v WHERE v.__pgt_tid IS NULL AND " + keep + "\n  RETURNING 1\n)";
 	std::string del = single_group ? "0" : "(SELECT pg_catalog.count(*) FROM __pgt_del)";
-	sql += "\nSELECT (SELECT pg_catalog.count(*) FROM __pgt_ins) + (SELECT pg_catalog.count(*) FROM __pgt_upd), " + del +
-	       " + (SELECT pg_catalog.count(*) FROM __pgt_upd), (SELECT pg_catalog.count(*) FROM __pgt_d)";
+	std::string ins = "(SELECT pg_catalog.count(*) FROM __pgt_ins)";
+	std::string touched = "(SELECT pg_catalog.count(*) FROM __pgt_d)";
+	if (every) {
+		sql += ", __pgt_del_every AS (\n  DELETE FROM " + st + " WHERE " + kEveryFlag + "\n  RETURNING 1\n)";
+		sql += ", __pgt_ins_every AS (\n  INSERT INTO " + st + " (" + Join(target, ", ") + ")\n  SELECT p.* FROM (\n" +
+		       PopulationSql(plan) + "\n  ) AS p WHERE " + kEveryFlag + "\n  RETURNING 1\n)";
+		del += " + (SELECT pg_catalog.count(*) FROM __pgt_del_every)";
+		ins += " + (SELECT pg_catalog.count(*) FROM __pgt_ins_every)";
+		touched += " + (SELECT pg_catalog.count(*) FROM __pgt_ins_every)";
+	}
+	sql += "\nSELECT " + ins + " + (SELECT pg_catalog.count(*) FROM __pgt_upd), " + del +
+	       " + (SELECT pg_catalog.count(*) FROM __pgt_upd), " + touched;
 	return sql;
 }
 
@@ -369,7 +390,7 @@ RescanApply(const DvmPlan &plan, const std::string &st) {
 	// recomputed and the stored rows replaced, without evaluating the delta or filtering by touched keys (a
 	// filter over thousands of keys is a linear scan of the key array for each input row).
 	const bool every = !plan.every_group_when.empty() && !gk_names.empty();
-	const std::string all = "(SELECT e.f FROM __pgt_every e)";
+	const std::string all = kEveryFlag;
 	std::string sql = "WITH ";
 	if (every)
 		sql += "__pgt_every AS MATERIALIZED (SELECT " + plan.every_group_when + " AS f),\n";

@@ -65,9 +65,10 @@ struct DvmPlan {
 	// The same delta written for large change windows (joins' old states hashed rather than probed
 	// row by row); empty when it would be the same text. The refresh picks it by the window's size.
 	std::string delta_sql_large;
-	// Rescan: a condition (SQL, same parameters) under which every group counts as touched (a table read by
-	// a subquery in the select list or HAVING changed); empty when none. Then every group is recomputed
-	// without filtering by touched keys, and delta_sql is not evaluated.
+	// Rescan, Grouped: a condition (SQL, same parameters) under which every group counts as touched (a table
+	// read by a subquery in the select list or HAVING changed, or a change can move every input row); empty
+	// when none. Then delta_sql is not evaluated: Rescan recomputes every group without filtering by touched
+	// keys, Grouped replaces the stored groups by the population's.
 	std::string every_group_when;
 	// True when delta_sql reads the storage table itself (the old result, a recursive CTE's): it names it
 	// kStoragePlaceholder, replaced by the table's name (DeltaSqlFor).

@@ -313,6 +313,12 @@ QUERIES = {
     "agsl_having": "SELECT g, sum(amt) AS s FROM t1 GROUP BY g HAVING sum(amt) > (SELECT sum(amount) * 0.1 FROM t2)",
     "agsl_select": "SELECT g, count(*) AS n, (SELECT count(*) FROM t2 WHERE t2.g = t1.g) AS n2 FROM t1 GROUP BY g",
     "agsl_self_having": "SELECT g, sum(amt) AS s FROM t1 GROUP BY g HAVING sum(amt) > (SELECT sum(amt) * 0.2 FROM t1)",
+    "agsl_where_every": "SELECT g, count(*) AS n, sum(amt) AS s FROM t1 WHERE amt > (SELECT avg(amount) FROM t2) GROUP BY g",
+    "agsl_from_every": "SELECT c.g, count(*) AS n, sum(c.qty) AS sq FROM (SELECT g, qty FROM t1 WHERE qty > "
+    "(SELECT avg(v) FROM bag) AND NOT EXISTS (SELECT 1 FROM t2 WHERE t2.t1_id = t1.id)) c GROUP BY c.g",
+    "agsl_where_single": "SELECT count(*) AS n, sum(qty) AS sq FROM t1 WHERE qty < (SELECT max(v) FROM bag)",
+    "agsl_where_minmax": "SELECT g, min(amt) AS lo, max(amt) AS hi FROM t1 WHERE EXISTS (SELECT 1 FROM dim WHERE weight > 3) "
+    "GROUP BY g",
     "agsl_nogroup": "SELECT count(*) AS n, (SELECT max(v) FROM bag) AS mv FROM t1",
     # --- set-returning functions, VALUES and LATERAL ----------------------------------------------------
     "srf_target": "SELECT id, generate_series(1, coalesce(qty, 0) % 3) AS n FROM t1 WHERE g < 4",

@@ -109,6 +109,19 @@ TEST(ApplySql, GroupedUpdatesStateAlgebraically) {
 	EXPECT_TRUE(Contains(sql, "LEFT JOIN \"public\".\"st\" t ON t.\"__pgt_rid\" OPERATOR(pg_catalog.=)"));
 }
 
+TEST(ApplySql, GroupedEveryGroupReplacesTheStoredGroupsByThePopulation) {
+	DvmPlan p = GroupedPlan(true);
+	p.every_group_when = "EXISTS (SELECT 1 FROM cu)";
+	std::string sql = ApplySql(p, "\"public\".\"st\"");
+	EXPECT_TRUE(Contains(sql, "WITH __pgt_every AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM cu) AS f),\n__pgt_d AS"));
+	// The delta is not evaluated then; the population replaces every stored group, in the storage's columns.
+	EXPECT_TRUE(Contains(sql, ") AS x\n  WHERE NOT (SELECT e.f FROM __pgt_every e)\n  GROUP BY"));
+	EXPECT_TRUE(Contains(sql, "__pgt_del_every AS (\n  DELETE FROM \"public\".\"st\" WHERE (SELECT e.f FROM __pgt_every e)"));
+	EXPECT_TRUE(Contains(sql, "SELECT p.* FROM (\n" + PopulationSql(p) + "\n  ) AS p WHERE (SELECT e.f FROM __pgt_every e)"));
+	EXPECT_TRUE(Contains(sql, "+ (SELECT pg_catalog.count(*) FROM __pgt_ins_every)"));
+	EXPECT_FALSE(Contains(ApplySql(GroupedPlan(true), "st"), "__pgt_every"));
+}
+
 TEST(ApplySql, SingleGroupIsNeverDeleted) {
 	std::string sql = ApplySql(GroupedPlan(false), "\"public\".\"st\"");
 	EXPECT_FALSE(Contains(sql, "__pgt_del AS"));

@@ -490,6 +490,30 @@ KeyTargets(List *exprs, int first_resno) {
 	return tl;
 }
 
+// Adds target entries "__pgt_gk_<j>" for `keys` to q's target list, before its visible entries
+// (`keys_first`) or after them, junk entries last; renumbers them. Returns the number of visible entries.
+int
+AddKeyTargets(Query *q, List *keys, bool keys_first) {
+	List *visible = NIL;
+	List *junk = NIL;
+	ListCell *lc;
+	foreach (lc, q->targetList) {
+		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
+		if (tle->resjunk)
+			junk = lappend(junk, tle);
+		else
+			visible = lappend(visible, tle);
+	}
+	int nvisible = list_length(visible);
+	List *tl = keys_first ? list_concat(KeyTargets(keys, 1), visible) : list_concat(visible, KeyTargets(keys, 1));
+	tl = list_concat(tl, junk);
+	int resno = 1;
+	foreach (lc, tl)
+		static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
+	q->targetList = tl;
+	return nvisible;
+}
+
 void
 AddConjunct(Query *q, Expr *conj) {
 	List *quals = q->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(q->jointree->quals)) : NIL;
@@ -1264,23 +1288,9 @@ TopKGroupsTrigger(Query *q, int64 limit, const std::vector<TopKSortKey> &order) 
 	if (list_length(raw.gk_types) != list_length(group_exprs))
 		return nullptr;
 	// P with its group keys as extra output columns, after the visible ones (as a Rescan plan's input).
-	List *ntl = NIL;
-	List *junk = NIL;
-	foreach (lc, p->targetList) {
-		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
-		if (tle->resjunk) {
-			junk = lappend(junk, tle);
-		} else {
-			ntl = lappend(ntl, tle);
-			t.storage_columns.push_back(tle->resname);
-		}
-	}
-	ntl = list_concat(ntl, KeyTargets(group_exprs, 0));
-	ntl = list_concat(ntl, junk);
-	int resno = 1;
-	foreach (lc, ntl)
-		static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
-	p->targetList = ntl;
+	foreach (lc, VisibleTargets(p->targetList))
+		t.storage_columns.push_back(static_cast<TargetEntry *>(lfirst(lc))->resname);
+	(void)AddKeyTargets(p, group_exprs, false);
 	t.keys_delta_sql = raw.every_group_when == nullptr
 	                       ? raw.delta_sql
 	                       : psprintf("%s\nUNION ALL\nSELECT i.*, 1::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) i WHERE %s",
@@ -1517,13 +1527,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		Query *full = static_cast<Query *>(copyObject(q));
 		if (!full->hasDistinctOn)
 			full->sortClause = NIL;
-		List *ntl = KeyTargets(common, 1);
-		foreach (lc, full->targetList)
-			ntl = lappend(ntl, lfirst(lc));
-		int resno = 1;
-		foreach (lc, ntl)
-			static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
-		full->targetList = ntl;
+		(void)AddKeyTargets(full, common, true);
 		out->kind = static_cast<int>(DvmKind::Rescan);
 		out->input_sql = Deparse(full);
 		out->delta_sql = DeltaOfQuery(input);
@@ -1743,21 +1747,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 		out->kind = static_cast<int>(DvmKind::Rescan);
 		Query *full = static_cast<Query *>(copyObject(q));
 		full->sortClause = NIL;
-		List *ntl = NIL;
-		List *junk = NIL;
-		foreach (lc, full->targetList) {
-			auto *tle = static_cast<TargetEntry *>(lfirst(lc));
-			if (tle->resjunk)
-				junk = lappend(junk, tle);
-			else
-				ntl = lappend(ntl, tle);
-		}
-		ntl = list_concat(ntl, KeyTargets(group_exprs, 0));
-		ntl = list_concat(ntl, junk);
-		int resno = 1;
-		foreach (lc, ntl)
-			static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
-		full->targetList = ntl;
+		(void)AddKeyTargets(full, group_exprs, false);
 		out->input_sql = Deparse(full);
 		out->strategy = pstrdup(agg_level_sublinks ? "touched groups recomputed from the sources (every group when a "
 		                                             "table read by a subquery in the select list or HAVING changes)"

@@ -102,6 +102,7 @@ Expr *Int8Const(int64 v);
 extern bool g_large_windows;
 List *OneTarget();
 List *KeyTargets(List *exprs, int first_resno);
+int AddKeyTargets(Query *q, List *keys, bool keys_first);
 void AddConjunct(Query *q, Expr *conj);
 List *InputRelations(RangeTblEntry *rte);
 List *FenceSublinkConditions(Query *term, List *quals);

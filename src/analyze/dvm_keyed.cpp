@@ -173,24 +173,7 @@ KeyedRecomputeDelta(Query *q) {
 	Query *full = static_cast<Query *>(copyObject(q));
 	if (!full->hasDistinctOn) // DISTINCT ON keeps the ORDER BY choosing its rows
 		full->sortClause = NIL;
-	List *tl = KeyTargets(keys, 1);
-	ListCell *lc;
-	int nvisible = 0;
-	List *junk = NIL;
-	foreach (lc, full->targetList) {
-		auto *tle = static_cast<TargetEntry *>(lfirst(lc));
-		if (tle->resjunk) {
-			junk = lappend(junk, tle);
-		} else {
-			tl = lappend(tl, tle);
-			nvisible++;
-		}
-	}
-	tl = list_concat(tl, junk);
-	int resno = 1;
-	foreach (lc, tl)
-		static_cast<TargetEntry *>(lfirst(lc))->resno = resno++;
-	full->targetList = tl;
+	int nvisible = AddKeyTargets(full, keys, true);
 	Query *old = static_cast<Query *>(copyObject(full));
 	OldStateInQuery(old);
 	int nkeys = list_length(keys);

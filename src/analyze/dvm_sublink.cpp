@@ -269,8 +269,12 @@ CheckLevelSublinks(BuildCtx *ctx, Query *q, int depth) {
 	return true;
 }
 
+// A sublink's testexpr refers to the subquery's output columns as PARAM_SUBLINK params. They are replaced
+// by a copy of the output expression (`as_vars` false: the condition in the subquery's own terms), or by
+// a Var of range-table entry 1 (true: the subquery read as the only FROM item).
 struct ParamSubstCtx {
 	List *targets; // the subquery's target list
+	bool as_vars;
 };
 
 Node *
@@ -280,7 +284,10 @@ SublinkParamMutator(Node *node, void *context) {
 	if (IsA(node, Param) && reinterpret_cast<Param *>(node)->paramkind == PARAM_SUBLINK) {
 		auto *c = static_cast<ParamSubstCtx *>(context);
 		TargetEntry *tle = get_tle_by_resno(c->targets, reinterpret_cast<Param *>(node)->paramid);
-		return reinterpret_cast<Node *>(copyObject(tle->expr));
+		auto *e = reinterpret_cast<Node *>(tle->expr);
+		if (!c->as_vars)
+			return static_cast<Node *>(copyObject(e));
+		return reinterpret_cast<Node *>(makeVar(1, tle->resno, exprType(e), exprTypmod(e), exprCollation(e), 0));
 	}
 	return expression_tree_mutator(node, SublinkParamMutator, context);
 }
@@ -297,7 +304,7 @@ SublinkRowCondition(SubLink *sl) {
 		return nullptr;
 	Node *test = static_cast<Node *>(copyObject(sl->testexpr));
 	IncrementVarSublevelsUp(test, 1, 0); // the outer row's columns, seen from inside the subquery
-	ParamSubstCtx pc{body->targetList};
+	ParamSubstCtx pc{body->targetList, false};
 	test = SublinkParamMutator(test, &pc);
 	BooleanTest *bt = makeNode(BooleanTest);
 	bt->arg = reinterpret_cast<Expr *>(test);
@@ -512,25 +519,6 @@ IsTrue(Node *c) {
 	return reinterpret_cast<Node *>(bt);
 }
 
-struct ParamToVarCtx {
-	List *targets; // the subquery's target list, read as range-table entry 1
-};
-
-Node *
-SublinkParamToVar(Node *node, void *context) {
-	if (node == nullptr)
-		return nullptr;
-	if (IsA(node, Param) && reinterpret_cast<Param *>(node)->paramkind == PARAM_SUBLINK) {
-		auto *c = static_cast<ParamToVarCtx *>(context);
-		auto *p = reinterpret_cast<Param *>(node);
-		TargetEntry *tle = get_tle_by_resno(c->targets, p->paramid);
-		return reinterpret_cast<Node *>(makeVar(1, tle->resno, exprType(reinterpret_cast<Node *>(tle->expr)),
-		                                        exprTypmod(reinterpret_cast<Node *>(tle->expr)),
-		                                        exprCollation(reinterpret_cast<Node *>(tle->expr)), 0));
-	}
-	return expression_tree_mutator(node, SublinkParamToVar, context);
-}
-
 // (x op ANY (body)) IS TRUE as EXISTS (SELECT 1 FROM (body) s WHERE x op s.c): true exactly when some
 // row of the body makes the comparison true. Correlated, so the planner pushes x into the body and
 // reaches its tables by index for each outer row, instead of computing the whole body.
@@ -553,8 +541,8 @@ AnyAsCorrelatedExists(SubLink *sl) {
 	rtr->rtindex = 1;
 	Node *test = static_cast<Node *>(copyObject(sl->testexpr));
 	IncrementVarSublevelsUp(test, 1, 0); // the outer row's columns, seen from inside
-	ParamToVarCtx pc{body->targetList};
-	test = SublinkParamToVar(test, &pc);
+	ParamSubstCtx pc{body->targetList, true};
+	test = SublinkParamMutator(test, &pc);
 	Query *ex = makeNode(Query);
 	ex->commandType = CMD_SELECT;
 	ex->querySource = QSRC_ORIGINAL;

@@ -32,6 +32,7 @@ extern "C" {
 #include "utils/relcache.h"
 #include "access/table.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_am_d.h"
 #include "utils/syscache.h"
 #include "parser/parsetree.h"
 #include "catalog/pg_namespace.h"

@@ -227,6 +227,10 @@ QUERIES = {
     "WHERE b.amount >= (SELECT max(amount) - 20 FROM t2)",
     "sl_every_select": "SELECT id, qty, (SELECT count(*) FROM bag) AS nb FROM t1 WHERE qty > 50",
     "sl_every_exists": "SELECT k, v FROM bag WHERE EXISTS (SELECT 1 FROM dim WHERE weight > 4)",
+    "sl_tie_other": "SELECT a.id, a.qty FROM t1 a WHERE EXISTS (SELECT 1 FROM t2 b WHERE b.t1_id = a.id AND b.amount > a.qty)",
+    "sl_tie_not_exists": "SELECT a.id, a.g FROM t1 a WHERE NOT EXISTS (SELECT 1 FROM t2 b WHERE b.t1_id = a.id AND b.g <> a.g)",
+    "sl_tie_in": "SELECT d.d_id, d.label FROM dim d WHERE d.d_id IN (SELECT t2.d_id FROM t2 WHERE t2.amount > 50)",
+    "sl_tie_scalar": "SELECT a.id, a.amt FROM t1 a WHERE a.amt > (SELECT avg(b.amount) FROM t2 b WHERE b.t1_id = a.id)",
     "sl_scalar_select": "SELECT d.d_id, (SELECT count(*) FROM t1 a WHERE a.d_id = d.d_id) AS n, "
                         "(SELECT max(v) FROM bag WHERE bag.k = d.weight) AS mv FROM dim d",
     "sl_join": "SELECT a.id, d.label FROM t1 a JOIN dim d ON d.d_id = a.d_id WHERE EXISTS (SELECT 1 FROM t2 b "

@@ -1257,6 +1257,28 @@ VisiblePosition(List *target_list, TargetEntry *tle) {
 
 void BuildRawPlan(const char *sql, RawPlan *out);
 
+// The operator tree of a top-k over groups: the tree written for P (its first two lines: the top-k and
+// P's keyed recompute) described as the trigger works instead.
+char *
+TopKGroupsTree(const char *tree, int64 window) {
+	std::string t(tree);
+	size_t first = t.find('\n');
+	size_t second = first == std::string::npos ? first : t.find('\n', first + 1);
+	const std::string old_agg = "Recompute touched keys (aggregation inside a subquery; ";
+	size_t at = first == std::string::npos ? first : t.find(old_agg, first);
+	if (second == std::string::npos || at == std::string::npos || at > second)
+		return pstrdup(tree);
+	size_t close = t.find("; new minus old state)", at);
+	if (close == std::string::npos || close > second)
+		return pstrdup(tree);
+	std::string keys = t.substr(at + old_agg.size(), close - at - old_agg.size());
+	std::string out = "TopK over groups (LIMIT window " + std::to_string(window) +
+	                  ": recomputed when a change touches a stored group or a touched group ranks inside it)\n" +
+	                  t.substr(first + 1, at - first - 1) + "Aggregate (touched groups over the new state, ranked against the stored rows; " +
+	                  keys + ")" + t.substr(second);
+	return pstrdup(out.c_str());
+}
+
 // ORDER BY ... LIMIT k (no OFFSET) over GROUP BY whose group keys are all output columns: the trigger of
 // core's TopKGroupsTriggerSql, from the delta of the grouped query's input (its touched group keys) and
 // the grouped query itself. nullptr when the shape does not fit (the caller recomputes on any change).
@@ -1436,7 +1458,7 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 				out->reads_storage = true;
 				out->strategy = pstrdup("top-k over groups: recomputed when a change touches a stored group or a "
 				                        "touched group ranks inside the LIMIT window");
-				out->tree = ctx.tree.data;
+				out->tree = TopKGroupsTree(ctx.tree.data, window);
 				return;
 			}
 		}

@@ -1142,6 +1142,7 @@ struct RawPlan {
 	char *every_group_when;
 	char *every_group_keys;
 	bool reads_storage; // delta_sql reads the storage table (kStoragePlaceholder)
+	bool recursive;     // the delta of a WITH RECURSIVE query
 	List *storage_index_columns; // char*
 	const char *unsupported;
 	char *tree;
@@ -1230,6 +1231,7 @@ BuildRecursivePlan(Query *q, BuildCtx *ctx, RawPlan *out) {
 	out->input_sql = Deparse(q);
 	out->delta_sql = delta;
 	out->reads_storage = true;
+	out->recursive = true;
 	out->storage_index_columns = index_columns;
 	out->strategy = pstrdup(set ? "recursive query (UNION): rows that lost a derivation deleted unless rederived, "
 	                              "rows gained inserted; the old result is read from the storage table"
@@ -1831,6 +1833,7 @@ ConvertRaw(const RawPlan &raw) {
 	plan.delta_sql = raw.delta_sql;
 	plan.every_group_when = raw.every_group_when ? raw.every_group_when : "";
 	plan.reads_storage = raw.reads_storage;
+	plan.recursive = raw.recursive;
 	plan.storage_index_columns = ToStrings(raw.storage_index_columns);
 	plan.operator_tree = raw.tree ? raw.tree : "";
 	plan.strategy = raw.strategy ? raw.strategy : "";

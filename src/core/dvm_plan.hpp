@@ -73,6 +73,8 @@ struct DvmPlan {
 	// True when delta_sql reads the storage table itself (the old result, a recursive CTE's): it names it
 	// kStoragePlaceholder, replaced by the table's name (DeltaSqlFor).
 	bool reads_storage = false;
+	// True for the delta of a WITH RECURSIVE query (the refresh caps work_mem while it runs).
+	bool recursive = false;
 	// Visible columns worth an index on the storage table (a recursive step joins the old result by them).
 	std::vector<std::string> storage_index_columns;
 

@@ -412,7 +412,7 @@ RefreshStreamTable(pg::SpiSession &spi, const catalog::StreamTable &st, Initiate
 			              UseLargeWindowVariant(census.changes, guc::large_window_rows, census.largest_rows));
 			SPIPlanPtr apply = cp.apply_large && large ? cp.apply_large : cp.apply;
 			std::optional<pg::ScopedSetting> capped;
-			if (cp.plan.reads_storage)
+			if (cp.plan.recursive)
 				capped.emplace("work_mem", CappedWorkMem(kRecursiveDeltaWorkMemKb));
 			consumed_changes = census.changes;
 			work_start = pg::PgCall([]() { return GetCurrentTimestamp(); });

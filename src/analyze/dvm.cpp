@@ -1589,11 +1589,12 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 			initStringInfo(&cols);
 			foreach (lc, visible)
 				appendStringInfo(&cols, "s.%s, ", quote_identifier(static_cast<TargetEntry *>(lfirst(lc))->resname));
-			const char *all = "(SELECT e.f FROM __pgt_every e)";
-			out->delta_sql = psprintf("WITH __pgt_every AS MATERIALIZED (SELECT %s AS f)\nSELECT * FROM (%s) d WHERE NOT "
+			const char *all = kEveryFlag;
+			out->delta_sql = psprintf("WITH %s\nSELECT * FROM (%s) d WHERE NOT "
 			                          "%s\nUNION ALL\nSELECT q.*, 1::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) q WHERE %s\n"
 			                          "UNION ALL\nSELECT %s(-1)::pg_catalog.int8 FROM %s s WHERE %s",
-			                          every, out->delta_sql, all, out->input_sql, all, cols.data, kStoragePlaceholder, all);
+			                          EveryCte(every).c_str(), out->delta_sql, all, out->input_sql, all, cols.data,
+			                          kStoragePlaceholder, all);
 			out->reads_storage = true;
 			out->strategy = pstrdup("bag of rows: delta rows inserted/deleted by identity hash; recomputed and compared "
 			                        "with the stored rows when a change can move every row (a subquery not tied to "

@@ -182,10 +182,12 @@ PopulationSql(const DvmPlan &plan) {
 	throw std::logic_error("unknown plan kind");
 }
 
-namespace {
+std::string
+EveryCte(const std::string &when) {
+	return "__pgt_every AS MATERIALIZED (SELECT " + when + " AS f)";
+}
 
-// The flag of a plan's every_group_when, computed once per statement (CTE __pgt_every).
-constexpr const char *kEveryFlag = "(SELECT e.f FROM __pgt_every e)";
+namespace {
 
 std::string
 BagApply(const DvmPlan &plan, const std::string &st) {
@@ -259,7 +261,7 @@ GroupedApply(const DvmPlan &plan, const std::string &st) {
 	const bool every = !plan.every_group_when.empty();
 	std::string sql = "WITH ";
 	if (every)
-		sql += "__pgt_every AS MATERIALIZED (SELECT " + plan.every_group_when + " AS f),\n";
+		sql += EveryCte(plan.every_group_when) + ",\n";
 	sql += "__pgt_d AS MATERIALIZED (\n  SELECT " + Join(d_list, ", ") + "\n  FROM (\n" + plan.delta_sql +
 	       "\n  ) AS x";
 	if (every)
@@ -393,7 +395,7 @@ RescanApply(const DvmPlan &plan, const std::string &st) {
 	const std::string all = kEveryFlag;
 	std::string sql = "WITH ";
 	if (every)
-		sql += "__pgt_every AS MATERIALIZED (SELECT " + plan.every_group_when + " AS f),\n";
+		sql += EveryCte(plan.every_group_when) + ",\n";
 	if (gk_names.empty()) {
 		std::string when = plan.every_group_when.empty() ? "" : " OR " + plan.every_group_when;
 		sql += "__pgt_aff AS MATERIALIZED (\n  SELECT 1 AS __pgt_one WHERE EXISTS (SELECT 1 FROM (\n" +

@@ -100,6 +100,11 @@ std::string ApplySql(const DvmPlan &plan, const std::string &st);
 // wrote after it ($2/$3: that transaction counted as visible in $1, but only up to command $3).
 std::string BufferWindowPredicate(const std::string &alias);
 
+// The "every row/group" switch (see DvmPlan::every_group_when): the CTE computing condition `when` once
+// per statement, and the flag as read where it gates.
+std::string EveryCte(const std::string &when);
+inline constexpr const char *kEveryFlag = "(SELECT e.f FROM __pgt_every e)";
+
 // The storage table as written in a delta that reads it (see DvmPlan::reads_storage).
 inline constexpr const char *kStoragePlaceholder = "\"__pgt_storage_table__\"";
 

@@ -27,7 +27,8 @@ bool EnsurePartitionTriggers(pg::SpiSession &spi, Oid root_relid);
 bool DropOrphanCaptureTriggers(pg::SpiSession &spi);
 // Drops the buffer and triggers of `source_relid` if no stream table reads it any more.
 void DropCaptureIfUnused(pg::SpiSession &spi, Oid source_relid);
-// Deletes buffer rows every consumer has consumed. Skips rows another transaction is deleting.
+// Deletes buffer rows every consumer has consumed. Does nothing while another transaction is trimming
+// the same buffer (the rows are left to a later refresh).
 uint64_t TrimBuffer(pg::SpiSession &spi, Oid source_relid);
 
 // The four capture triggers on `target` (a quoted, qualified table name), as the caller's role.

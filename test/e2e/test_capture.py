@@ -384,6 +384,45 @@ def test_transaction_open_during_refresh(db, m):
     finish(conn)
 
 
+def test_trim_takes_the_buffer_lock_and_others_do_not_wait(db, m):
+    """The refresh that trims a buffer holds its trim lock (an advisory lock of pg_trickle's own kind,
+    keyed by the source) until it commits; another consumer's refresh meanwhile neither waits nor
+    deletes, and once the trimmer commits, every consumed row is gone."""
+    conn = m
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany("INSERT INTO m VALUES (%s, %s, %s)", [(300 + i, i, "bulk") for i in range(2000)])
+        cur.execute("UPDATE m SET v = v + 1 WHERE id < 300")
+    refresh(conn, "st_m")  # st_m_agg still needs the rows
+    assert len(buffer_rows(conn, "m")) > 2000
+    other = db.connect()
+    other.execute("BEGIN")
+    other.execute("SELECT pgtrickle.refresh_stream_table('st_m_agg')")  # the last consumer: trims
+    source_oid = conn.execute("SELECT 'm'::regclass::oid").fetchone()[0]
+    other_pid = other.execute("SELECT pg_backend_pid()").fetchone()[0]
+    locks = conn.execute(
+        "SELECT pid, classid::bigint, objid::bigint, objsubid, mode, granted FROM pg_locks "
+        "WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchall()
+    assert locks == [(other_pid, source_oid, 0, 0x7074, "ExclusiveLock", True)]
+    assert len(buffer_rows(conn, "m")) > 2000  # the trimmer has not committed
+    conn.execute("INSERT INTO m VALUES (5000, 1, 'later')")
+    conn.execute("SET statement_timeout = '5s'")
+    refresh(conn, "st_m")  # trims too: must not wait for the other transaction
+    conn.execute("RESET statement_timeout")
+    other.execute("COMMIT")
+    other.close()
+    assert_buffer_replays_to_source(conn, "st_m", "m")
+    assert [r[0] for r in conn.execute("SELECT DISTINCT __pgt_op FROM pgtrickle_changes." +
+                                       buffer_name(conn, "m")).fetchall()] == ["I"]
+    refresh(conn, "st_m_agg")
+    # st_m's frontier was taken while the trimmer ran: its horizon stays below that transaction until
+    # st_m refreshes again.
+    refresh(conn, "st_m")
+    assert_st_matches_query(conn, "st_m_agg", Q_M_AGG)
+    assert_st_matches_query(conn, "st_m", Q_M)
+    assert_buffer_equals(conn, "m", [])
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_refresh_is_atomic(conn, mode):
     """A refresh that fails, or whose transaction rolls back, changes nothing: contents, buffer,

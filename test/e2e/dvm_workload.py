@@ -231,6 +231,12 @@ QUERIES = {
     "sl_tie_not_exists": "SELECT a.id, a.g FROM t1 a WHERE NOT EXISTS (SELECT 1 FROM t2 b WHERE b.t1_id = a.id AND b.g <> a.g)",
     "sl_tie_in": "SELECT d.d_id, d.label FROM dim d WHERE d.d_id IN (SELECT t2.d_id FROM t2 WHERE t2.amount > 50)",
     "sl_tie_scalar": "SELECT a.id, a.amt FROM t1 a WHERE a.amt > (SELECT avg(b.amount) FROM t2 b WHERE b.t1_id = a.id)",
+    # The deleted rows of t1's old state behind a hashed gate on the correlation (two columns, one
+    # compared across types: bigint = int).
+    "sl_gate_two": "SELECT b.id, b.amount FROM t2 b WHERE b.amount > "
+                   "(SELECT 0.5 * sum(a.amt) FROM t1 a WHERE a.g = b.g AND a.k = b.t1_id)",
+    "sl_gate_exists": "SELECT a.id, a.k FROM t1 a WHERE NOT EXISTS (SELECT 1 FROM t2 b WHERE b.t1_id = a.k "
+                      "AND b.amount > 20)",
     "sl_scalar_select": "SELECT d.d_id, (SELECT count(*) FROM t1 a WHERE a.d_id = d.d_id) AS n, "
                         "(SELECT max(v) FROM bag WHERE bag.k = d.weight) AS mv FROM dim d",
     "sl_join": "SELECT a.id, d.label FROM t1 a JOIN dim d ON d.d_id = a.d_id WHERE EXISTS (SELECT 1 FROM t2 b "

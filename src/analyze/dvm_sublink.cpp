@@ -538,11 +538,13 @@ FunctionEntry(Query *q, int level, int *depth) {
 // unnested) are searched once per outer row, each time all of them: with thousands of deleted rows and
 // as many outer rows, most of the refresh (TPC-H Q20 after a 1 % change: 1,700 outer rows × 6,400
 // deleted rows). When the subquery ties a column of the table to the outer row by a hashable equality,
-// the array is unnested only for an outer row whose values occur among the deleted rows:
-// `unnest(CASE WHEN (e1, …) IN (SELECT c1, … FROM <deleted rows>) THEN <array> END)`, the `IN` hashed
-// once per statement. A row the gate turns away has no deleted row meeting the equalities.
+// the array is unnested only for an outer row whose values occur among the changed rows:
+// `unnest(CASE WHEN (e1, …) IN (SELECT c1, … FROM <changed rows>) THEN <array> END)`, the `IN` hashed
+// once per statement. A row the gate turns away has no deleted row meeting the equalities (every
+// deleted row is a changed row). The changed rows are read as they are in the change buffer, not
+// consolidated: the gate may let a few rows more through, and costs one scan of the window.
 void
-GateDeletedRows(RangeTblEntry *old_rte, const std::vector<CorrelatedEquality> &eqs, const char *deleted_sql,
+GateDeletedRows(RangeTblEntry *old_rte, const std::vector<CorrelatedEquality> &eqs, const char *changed_sql,
                 int ncols) {
 	int depth = 0;
 	RangeTblEntry *fn = FunctionEntry(old_rte->subquery, 1, &depth);
@@ -556,7 +558,7 @@ GateDeletedRows(RangeTblEntry *old_rte, const std::vector<CorrelatedEquality> &e
 	initStringInfo(&sel);
 	for (const auto &eq : eqs)
 		appendStringInfo(&sel, "%sn.\"__pgt_c%d\"", sel.len ? ", " : "", eq.inner->varattno);
-	Query *keys = ParseGenerated(psprintf("SELECT %s FROM (%s) n(%s\"__pgt_w\")", sel.data, deleted_sql,
+	Query *keys = ParseGenerated(psprintf("SELECT %s FROM (%s) n(%s\"__pgt_w\")", sel.data, changed_sql,
 	                                      PositionalNames(ncols)));
 	List *tests = NIL;
 	int i = 0;
@@ -623,10 +625,10 @@ OldStateInQuery(Query *q) {
 			std::vector<CorrelatedEquality> eqs = CorrelatedEqualities(q, foreach_current_index(lc) + 1);
 			bool keyed = RelationKey(rte->relid) != NIL;
 			int ncols = list_length(rte->eref->colnames);
-			char *deleted = keyed && !eqs.empty() ? KeyedStatesOf(rte).neg : nullptr;
+			char *changed = keyed && !eqs.empty() ? ChangedRowsSql(rte) : nullptr;
 			ReplaceWithRows(rte, OldRowsSql(rte));
-			if (deleted)
-				GateDeletedRows(rte, eqs, deleted, ncols);
+			if (changed)
+				GateDeletedRows(rte, eqs, changed, ncols);
 		} else if (rte->rtekind == RTE_SUBQUERY)
 			OldStateInQuery(rte->subquery);
 	}

@@ -534,7 +534,7 @@ FunctionEntry(Query *q, int level, int *depth) {
 	return nullptr;
 }
 
-// Inside a correlated subquery, the deleted rows of a keyed table's old state (OldRowsSql: an array
+// Inside a correlated aggregated subquery, the deleted rows of a keyed table's old state (OldRowsSql: an array
 // unnested) are searched once per outer row, each time all of them: with thousands of deleted rows and
 // as many outer rows, most of the refresh (TPC-H Q20 after a 1 % change: 1,700 outer rows × 6,400
 // deleted rows). When the subquery ties a column of the table to the outer row by a hashable equality,
@@ -622,7 +622,11 @@ OldStateInQuery(Query *q) {
 	foreach (lc, q->rtable) {
 		auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
 		if (rte->rtekind == RTE_RELATION) {
-			std::vector<CorrelatedEquality> eqs = CorrelatedEqualities(q, foreach_current_index(lc) + 1);
+			// Only in an aggregated level: PostgreSQL runs it once per outer row (a SubPlan). Other
+			// subqueries may become joins, whose inner side the gate would tie to each outer row.
+			std::vector<CorrelatedEquality> eqs;
+			if (q->hasAggs || q->groupClause != NIL)
+				eqs = CorrelatedEqualities(q, foreach_current_index(lc) + 1);
 			bool keyed = RelationKey(rte->relid) != NIL;
 			int ncols = list_length(rte->eref->colnames);
 			char *changed = keyed && !eqs.empty() ? ChangedRowsSql(rte) : nullptr;

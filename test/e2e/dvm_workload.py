@@ -232,7 +232,7 @@ QUERIES = {
     "sl_tie_in": "SELECT d.d_id, d.label FROM dim d WHERE d.d_id IN (SELECT t2.d_id FROM t2 WHERE t2.amount > 50)",
     "sl_tie_scalar": "SELECT a.id, a.amt FROM t1 a WHERE a.amt > (SELECT avg(b.amount) FROM t2 b WHERE b.t1_id = a.id)",
     # The deleted rows of t1's old state behind a hashed gate on the correlation (two columns, one
-    # compared across types: bigint = int).
+    # compared across types: bigint = int); an EXISTS (no aggregate) gets no gate.
     "sl_gate_two": "SELECT b.id, b.amount FROM t2 b WHERE b.amount > "
                    "(SELECT 0.5 * sum(a.amt) FROM t1 a WHERE a.g = b.g AND a.k = b.t1_id)",
     "sl_gate_exists": "SELECT a.id, a.k FROM t1 a WHERE NOT EXISTS (SELECT 1 FROM t2 b WHERE b.t1_id = a.k "

@@ -495,10 +495,17 @@ CorrelatedEqualities(Query *q, Index rti) {
 		if (!IsA(op, OpExpr) || list_length(reinterpret_cast<OpExpr *>(op)->args) != 2)
 			continue;
 		auto *oe = reinterpret_cast<OpExpr *>(op);
+		// Binary-compatible relabelings (varchar compared as text) are looked through, implicit or
+		// written out: a stored query comes back from ruleutils with its casts explicit.
+		auto strip = [](Node *n) {
+			while (IsA(n, RelabelType))
+				n = reinterpret_cast<Node *>(reinterpret_cast<RelabelType *>(n)->arg);
+			return n;
+		};
 		for (int side = 0; side < 2; side++) {
-			auto *v = reinterpret_cast<Node *>(strip_implicit_coercions(static_cast<Node *>(list_nth(oe->args, side))));
+			Node *v = strip(static_cast<Node *>(list_nth(oe->args, side)));
 			auto *e = static_cast<Expr *>(list_nth(oe->args, 1 - side));
-			auto *ev = reinterpret_cast<Node *>(strip_implicit_coercions(reinterpret_cast<Node *>(e)));
+			Node *ev = strip(reinterpret_cast<Node *>(e));
 			if (!IsA(v, Var) || !IsA(ev, Var))
 				continue;
 			auto *iv = reinterpret_cast<Var *>(v);

@@ -235,6 +235,8 @@ QUERIES = {
     # compared across types: bigint = int); an EXISTS (no aggregate) gets no gate.
     "sl_gate_two": "SELECT b.id, b.amount FROM t2 b WHERE b.amount > "
                    "(SELECT 0.5 * sum(a.amt) FROM t1 a WHERE a.g = b.g AND a.k = b.t1_id)",
+    "sl_gate_text": "SELECT d.d_id, d.label FROM dim d WHERE d.weight > "
+                    "(SELECT count(*) FROM t1 a WHERE a.name = d.label AND a.qty > 10)",
     "sl_gate_exists": "SELECT a.id, a.k FROM t1 a WHERE NOT EXISTS (SELECT 1 FROM t2 b WHERE b.t1_id = a.k "
                       "AND b.amount > 20)",
     "sl_scalar_select": "SELECT d.d_id, (SELECT count(*) FROM t1 a WHERE a.d_id = d.d_id) AS n, "

@@ -489,19 +489,19 @@ CorrelatedEqualities(Query *q, Index rti) {
 	std::vector<CorrelatedEquality> out;
 	if (q->jointree == nullptr || q->jointree->quals == nullptr)
 		return out;
+	// Binary-compatible relabelings (varchar compared as text) are looked through, implicit or written
+	// out: a stored query comes back from ruleutils with its casts explicit.
+	auto strip = [](Node *n) {
+		while (IsA(n, RelabelType))
+			n = reinterpret_cast<Node *>(reinterpret_cast<RelabelType *>(n)->arg);
+		return n;
+	};
 	ListCell *lc;
 	foreach (lc, make_ands_implicit(reinterpret_cast<Expr *>(q->jointree->quals))) {
 		auto *op = static_cast<Node *>(lfirst(lc));
 		if (!IsA(op, OpExpr) || list_length(reinterpret_cast<OpExpr *>(op)->args) != 2)
 			continue;
 		auto *oe = reinterpret_cast<OpExpr *>(op);
-		// Binary-compatible relabelings (varchar compared as text) are looked through, implicit or
-		// written out: a stored query comes back from ruleutils with its casts explicit.
-		auto strip = [](Node *n) {
-			while (IsA(n, RelabelType))
-				n = reinterpret_cast<Node *>(reinterpret_cast<RelabelType *>(n)->arg);
-			return n;
-		};
 		for (int side = 0; side < 2; side++) {
 			Node *v = strip(static_cast<Node *>(list_nth(oe->args, side)));
 			auto *e = static_cast<Expr *>(list_nth(oe->args, 1 - side));
@@ -581,9 +581,8 @@ GateDeletedRows(RangeTblEntry *old_rte, const std::vector<CorrelatedEquality> &e
 		p->location = -1;
 		Expr *outer = static_cast<Expr *>(copyObject(eqs[i].outer));
 		IncrementVarSublevelsUp(reinterpret_cast<Node *>(outer), depth, 1);
-		Oid collation = p->paramcollid;
 		tests = lappend(tests, make_opclause(eqs[i].outer_op, BOOLOID, false, outer, reinterpret_cast<Expr *>(p),
-		                                     InvalidOid, collation));
+		                                     InvalidOid, p->paramcollid));
 		i++;
 	}
 	SubLink *gate = makeNode(SubLink);
@@ -634,9 +633,8 @@ OldStateInQuery(Query *q) {
 			std::vector<CorrelatedEquality> eqs;
 			if (q->hasAggs || q->groupClause != NIL)
 				eqs = CorrelatedEqualities(q, foreach_current_index(lc) + 1);
-			bool keyed = RelationKey(rte->relid) != NIL;
 			int ncols = list_length(rte->eref->colnames);
-			char *changed = keyed && !eqs.empty() ? ChangedRowsSql(rte) : nullptr;
+			char *changed = !eqs.empty() && RelationKey(rte->relid) != NIL ? ChangedRowsSql(rte) : nullptr;
 			ReplaceWithRows(rte, OldRowsSql(rte));
 			if (changed)
 				GateDeletedRows(rte, eqs, changed, ncols);

@@ -353,8 +353,14 @@ AllColumnsGroupable(Oid relid) {
 // The change window of a base table as a consolidated Z-set: a row inserted and deleted again (or the
 // old image of a row updated twice) cancels out before any expression of the query sees it, so the
 // delta only ever evaluates expressions on row versions that existed at one of the two frontiers.
+//
+// `shared`: marked, so that ShareMarkedSubqueries computes it once per statement (a CTE) however many
+// terms read it. Only where the planner's estimate of it matters little (the keys a window touched,
+// hashed; the deleted rows inside an old state): a CTE has no statistics and takes no conditions
+// pushed down, so a term driven by it was planned from a guess (TPC-H Q19 at 1 %: 157 deleted
+// lineitem rows estimated as 1 made a nested loop scan part 157 times, 105 → 400 ms).
 char *
-BaseDeltaSql(RangeTblEntry *rte) {
+BaseDeltaSql(RangeTblEntry *rte, bool shared) {
 	Oid relid = rte->relid;
 	char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", relid)));
 	char *raw = psprintf("SELECT %s, CASE b.\"__pgt_op\" WHEN 'I' THEN 1::pg_catalog.int8 ELSE (-1)::pg_catalog.int8 END "
@@ -378,9 +384,12 @@ BaseDeltaSql(RangeTblEntry *rte) {
 		appendStringInfo(&names, "\"__pgt_c%d\", ", i);
 		appendStringInfo(&refs, "%sr.\"__pgt_c%d\"", i > 1 ? ", " : "", i);
 	}
+	// The marker is a constant condition the planner drops.
+	char *marker = shared ? psprintf(" AND '%s'::pg_catalog.text IS NOT NULL", WindowMarker(std::to_string(relid)).c_str())
+	                      : pstrdup("");
 	return psprintf("SELECT %s, pg_catalog.sum(r.\"__pgt_cw\")::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) r(%s\"__pgt_cw\") "
-	                "GROUP BY %s HAVING pg_catalog.sum(r.\"__pgt_cw\") OPERATOR(pg_catalog.<>) 0",
-	                refs.data, raw, names.data, refs.data);
+	                "GROUP BY %s HAVING pg_catalog.sum(r.\"__pgt_cw\") OPERATOR(pg_catalog.<>) 0%s",
+	                refs.data, raw, names.data, refs.data, marker);
 }
 
 // The live table of a base-table input as a FROM item with alias a (ONLY unless it reads partitions
@@ -769,12 +778,17 @@ KeyedStatesOf(RangeTblEntry *rte) {
 	int ncols = list_length(rte->eref->colnames);
 	char *names = PositionalNames(ncols);
 	char *delta = BaseDeltaSql(rte);
+	char *shared = BaseDeltaSql(rte, true);
 	st.pos = psprintf("SELECT %s, d.\"__pgt_cw\" AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
 	                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.>) 0",
 	                  PositionalRefs("d", ncols), delta, names);
 	st.neg = psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
 	                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
 	                  PositionalRefs("d", ncols), delta, names);
+	// The same rows from the window computed once per statement, where they are not a term's driver.
+	st.neg_shared = psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
+	                         "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
+	                         PositionalRefs("d", ncols), shared, names);
 	StringInfoData live_key;
 	StringInfoData delta_key;
 	initStringInfo(&live_key);
@@ -792,16 +806,16 @@ KeyedStatesOf(RangeTblEntry *rte) {
 	// NOT EXISTS would consolidate the window again for every row). kept_ok carries the same probe as
 	// a column, for conditions the planner may evaluate before the filter (GuardMixedStateQuals).
 	char *untouched = psprintf("(ROW(%s) NOT IN (SELECT %s FROM (%s) k(%s\"__pgt_cw\")))", live_key.data,
-	                           delta_key.data, delta, names);
+	                           delta_key.data, shared, names);
 	char *live = LiveRelation(rte);
 	char *cols = RelationColumns(rte->relid, "a", false);
 	st.kept = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s WHERE %s", cols, live, untouched);
 	st.kept_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s WHERE %s", cols,
 	                      untouched, live, untouched);
-	st.before = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", st.kept, st.neg);
+	st.before = psprintf("SELECT * FROM (%s) k0 UNION ALL SELECT * FROM (%s) n0", st.kept, st.neg_shared);
 	st.live_ok = psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\", %s AS \"__pgt_ok\" FROM %s", cols, untouched,
 	                      live);
-	st.before_ok = psprintf("%s UNION ALL SELECT n0.*, true FROM (%s) n0", st.live_ok, st.neg);
+	st.before_ok = psprintf("%s UNION ALL SELECT n0.*, true FROM (%s) n0", st.live_ok, st.neg_shared);
 	st.before_flat = psprintf("SELECT %s, f.\"__pgt_w\" FROM (%s) f(%s\"__pgt_w\", \"__pgt_ok\") WHERE f.\"__pgt_ok\"",
 	                          PositionalRefs("f", ncols), st.before_ok, names);
 	return st;
@@ -1916,8 +1930,10 @@ BuildDvmPlan(const std::string &query, bool catch_errors) {
 		}
 	}
 	DvmBuildResult result = ConvertRaw(raw);
-	if (result.plan)
-		result.plan->delta_sql_large = large;
+	if (result.plan) {
+		result.plan->delta_sql = ShareMarkedSubqueries(result.plan->delta_sql);
+		result.plan->delta_sql_large = large.empty() ? large : ShareMarkedSubqueries(large);
+	}
 	return result;
 }
 

@@ -5,6 +5,7 @@
 #include "analyze/dvm.hpp"
 #include "core/errors.hpp"
 #include "core/sql_text.hpp"
+#include "core/shared_windows.hpp"
 #include "pg/bridge.hpp"
 #include "pg/postgres.hpp"
 #include "pg/subxact.hpp"
@@ -50,6 +51,7 @@ struct BuildCtx {
 struct KeyedStates {
 	char *pos;     // rows the window inserted (net)
 	char *neg;     // rows the window deleted (net), weight positive
+	char *neg_shared; // neg from the window computed once per statement (BaseDeltaSql's `shared`)
 	char *kept;    // live rows whose key the window did not touch
 	char *kept_ok; // kept, plus the "__pgt_ok" flag column
 	char *before;  // the old state: kept + neg
@@ -90,7 +92,7 @@ bool CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping);
 bool CheckDifferentiable(BuildCtx *ctx, Query *q, int depth);
 char *RelationColumns(Oid relid, const char *alias, bool from_buffer);
 bool AllColumnsGroupable(Oid relid);
-char *BaseDeltaSql(RangeTblEntry *rte);
+char *BaseDeltaSql(RangeTblEntry *rte, bool shared = false);
 char *LiveRelation(RangeTblEntry *rte);
 char *BasePostSql(RangeTblEntry *rte);
 char *PreStateSql(const char *post_sql, const char *delta_sql, int ncols);

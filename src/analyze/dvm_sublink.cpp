@@ -79,7 +79,7 @@ OldRowsSql(RangeTblEntry *rte) {
 		int ncols = list_length(rte->eref->colnames);
 		return psprintf("SELECT %s, f.\"__pgt_w\" FROM (%s UNION ALL SELECT u.*, true FROM pg_catalog.unnest((SELECT "
 		                "pg_catalog.array_agg(n) FROM (%s) n)) AS u(%s)) f(%s\"__pgt_w\", \"__pgt_ok\") WHERE f.\"__pgt_ok\"",
-		                PositionalRefs("f", ncols), st.live_ok, st.neg, PositionalColumnDefs(rte->relid),
+		                PositionalRefs("f", ncols), st.live_ok, st.neg_shared, PositionalColumnDefs(rte->relid),
 		                PositionalNames(ncols));
 	}
 	int ncols = list_length(rte->eref->colnames);

@@ -110,7 +110,7 @@ void AddConjunct(Query *q, Expr *conj);
 List *InputRelations(RangeTblEntry *rte);
 List *FenceSublinkConditions(Query *term, List *quals);
 void FenceTermSublinks(Query *term);
-void AppendTerm(StringInfo s, Query *term, Expr *weight, List *gate = NIL);
+void AppendTerm(StringInfo s, Query *term, Expr *weight, List *gate = NIL, List *also_gate = NIL);
 void MakePlaceholderRte(RangeTblEntry *rte, const char *name);
 BuildCtx ScratchCtx();
 List *VisibleTargets(List *tlist);

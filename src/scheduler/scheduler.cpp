@@ -445,6 +445,41 @@ PruneHistory(double &last_prune) {
 	CommitTransactionCommand();
 }
 
+// True while pg_restore is connected to this database (by its application_name, "pg_restore" unless
+// the user set another). The scheduler then does nothing here: re-linking the restored catalog (which
+// rebuilds the capture triggers) or moving a source to WAL capture (which drops them) while the
+// restore is still creating objects broke it ("trigger pgt_capture_del for table o does not exist"
+// at its ALTER TABLE … ENABLE ALWAYS TRIGGER), and a refresh would read half-restored tables.
+bool
+RestoreRunning() {
+	static bool logged = false;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	bool running = false;
+	try {
+		pg::SpiSession spi;
+		running = spi.Query("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE datname OPERATOR(pg_catalog.=) "
+		                    "pg_catalog.current_database() AND application_name OPERATOR(pg_catalog.=) 'pg_restore' "
+		                    "AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())",
+		                    {}, true)
+		              .Bool(0, 0);
+	} catch (const std::exception &e) {
+		std::string msg = e.what();
+		MemoryContextSwitchTo(TopMemoryContext);
+		AbortCurrentTransaction();
+		pg::ClearPgErrorPending();
+		ereport(LOG, (errmsg("pg_trickle: could not check for a running pg_restore: %s", msg.c_str())));
+		return false;
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (running && !logged)
+		ereport(LOG, (errmsg("pg_trickle: pg_restore is connected to this database; the scheduler waits until it is done")));
+	logged = running;
+	return running;
+}
+
 // Change capture transitions (trigger <-> WAL) and decoding of WAL-captured sources, in a transaction
 // of its own that starts without writes (creating a replication slot needs that).
 void
@@ -481,7 +516,7 @@ SchedulerLoop() {
 		ReloadIfRequested();
 		if (!ExtensionInstalled())
 			proc_exit(0); // the launcher probes this database again later
-		if (guc::scheduler_enabled) {
+		if (guc::scheduler_enabled && !RestoreRunning()) {
 			MemoryContextSwitchTo(tick_cxt);
 			CdcStep();
 			MemoryContextSwitchTo(tick_cxt);

@@ -4,6 +4,7 @@ captured at once, and every stream table equals its query after the next refresh
 import subprocess
 import time
 
+import psycopg
 import pytest
 
 from pgt_helpers import assert_st_matches_query, create_st, refresh, st_vs_query, drop_database
@@ -24,15 +25,22 @@ def _setup(conn):
     conn.execute("INSERT INTO o VALUES (1000, 1, 500)")  # pending change, not yet refreshed
 
 
-def _dump_restore(cluster, src, dst):
+def _dump_restore(cluster, src, dst, before_restore=None):
     pgbin = cluster.pgbin
     dump = cluster.basedir / f"{src}.dump"
     common = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
     subprocess.run([pgbin / "pg_dump", *common, "-Fc", "-f", dump, src], check=True, capture_output=True)
     with cluster.connect() as admin:
         admin.execute(f'CREATE DATABASE "{dst}"')
+    if before_restore:
+        before_restore()
     res = subprocess.run([pgbin / "pg_restore", *common, "-d", dst, dump], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def _relink_pending(conn):
+    return conn.execute("SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE needs_reinit OR "
+                        "pgt_relid::regclass::text <> pgt_name").fetchone()[0]
 
 
 def test_restore_then_relink_by_function(db, cluster):
@@ -74,13 +82,29 @@ def test_restore_relinked_by_scheduler(cluster_factory):
     conn.execute("CREATE EXTENSION pg_trickle")
     _setup(conn)
     conn.close()
-    _dump_restore(cl, "src", "dst")
+    # The scheduler leaves a database alone while pg_restore is connected to it (by application_name):
+    # re-linking or moving a source to WAL capture in the middle of the restore dropped triggers that
+    # pg_restore then failed to ALTER. A session posing as pg_restore holds it off after the restore too.
+    holder = []
+
+    def hold():
+        holder.append(psycopg.connect(cl.conninfo("dst"), autocommit=True, application_name="pg_restore"))
+
+    _dump_restore(cl, "src", "dst", before_restore=hold)
     conn = cl.connect("dst")
     conn.execute("INSERT INTO o VALUES (1001, 2, 700)")
+    deadline = time.monotonic() + 30  # until dst has a scheduler (the launcher's next scan) and it waits
+    while time.monotonic() < deadline and "the scheduler waits until it is done" not in cl.log_text():
+        time.sleep(0.2)
+    assert "the scheduler waits until it is done" in cl.log_text()
+    time.sleep(1.0)  # five more ticks
+    stale = conn.execute("SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE pgt_relid::regclass::text <> pgt_name"
+                         ).fetchone()[0]
+    assert stale == 3, "the scheduler re-linked the catalog while pg_restore was connected"
+    holder[0].close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        pending = conn.execute("SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE needs_reinit OR "
-                               "pgt_relid::regclass::text <> pgt_name").fetchone()[0]
+        pending = _relink_pending(conn)
         if pending == 0:
             break
         time.sleep(0.2)

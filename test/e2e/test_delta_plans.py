@@ -11,6 +11,12 @@ QUERY = ("SELECT d.region, count(*) AS n, sum(f.amount) AS total FROM facts f JO
          "WHERE f.amount > 0 GROUP BY d.region")
 
 
+def last_action(conn, name):
+    return conn.execute(
+        "SELECT h.action FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+        "WHERE s.pgt_name = %s ORDER BY h.refresh_id DESC LIMIT 1", (name,)).fetchone()[0]
+
+
 def cycle(conn, n, seed):
     """About n changed fact rows and a few changed dimension rows."""
     conn.execute("UPDATE facts SET amount = amount + 1 WHERE id %% 997 < %s AND id %% 7 = %s", (n, seed % 7))
@@ -34,10 +40,7 @@ def test_reused_delta_plan_stays_exact(db, setting_sequence):
         c.execute(f"SET pg_trickle.generic_delta_plans = {setting}")
         cycle(c, n, seed)
         refresh(c, "by_region")
-        action = c.execute(
-            "SELECT h.action FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-            "WHERE s.pgt_name = 'by_region' ORDER BY h.refresh_id DESC LIMIT 1").fetchone()[0]
-        assert action == "DIFFERENTIAL"
+        assert last_action(c, "by_region") == "DIFFERENTIAL"
         assert_st_matches_query(c, "by_region", QUERY)
 
 
@@ -81,8 +84,5 @@ def test_large_variant_shares_windows_and_pairs_deleted_rows(db):
         c.execute("INSERT INTO dims VALUES (%s, 'new', %s)", (100 + seed, seed))
         c.execute("INSERT INTO facts SELECT 10000 * %s + i, %s, i FROM generate_series(1, 30) i", (seed, 100 + seed))
         refresh(c, "by_cat")
-        action = c.execute(
-            "SELECT h.action FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
-            "WHERE s.pgt_name = 'by_cat' ORDER BY h.refresh_id DESC LIMIT 1").fetchone()[0]
-        assert action == "DIFFERENTIAL"
+        assert last_action(c, "by_cat") == "DIFFERENTIAL"
         assert_st_matches_query(c, "by_cat", JOIN3)

@@ -301,9 +301,108 @@ CheckDifferentiable(BuildCtx *ctx, Query *q, int depth) {
 
 char *DeltaOfQuery(Query *q);
 
+// --- Columns the statement reads ----------------------------------------------------------------
+//
+// A delta reads a keyed base table only through the columns the query references (and its key): the
+// others take no part in any expression, condition or grouping. Every read of such a table, the live
+// table and its change window alike, outputs NULL for them (RelationColumns), so the engine works on
+// the table's projection throughout, and consolidating a window groups the referenced columns only
+// (12,000 changed lineitem rows: 16 columns ~9 ms, 8 columns ~4 ms); an update of unreferenced columns
+// cancels out in the window, so its key counts as untouched. Keyless tables keep every column: their
+// rows are matched whole. Set for the duration of BuildDvmPlan, from the defining query; every query
+// the engine derives from it reads a subset of those columns plus keys.
+struct NeededColumns {
+	Oid relid;
+	Bitmapset *attnos; // attribute numbers read (key included); unused when all
+	bool all;
+};
+List *g_needed_columns = NIL; // of NeededColumns *; NIL outside BuildDvmPlan: every column
+
+namespace {
+
+NeededColumns *
+NeededEntry(List *entries, Oid relid) {
+	ListCell *lc;
+	foreach (lc, entries) {
+		auto *e = static_cast<NeededColumns *>(lfirst(lc));
+		if (e->relid == relid)
+			return e;
+	}
+	return nullptr;
+}
+
+bool
+CollectNeededWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Query)) {
+		auto *q = reinterpret_cast<Query *>(node);
+		auto *entries = static_cast<List **>(context);
+		ListCell *lc;
+		foreach (lc, q->rtable) {
+			auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+			if (rte->rtekind != RTE_RELATION)
+				continue;
+			NeededColumns *e = NeededEntry(*entries, rte->relid);
+			if (e == nullptr) {
+				e = static_cast<NeededColumns *>(palloc0(sizeof(NeededColumns)));
+				e->relid = rte->relid;
+				*entries = lappend(*entries, e);
+			}
+			if (rte->perminfoindex == 0) {
+				e->all = true;
+				continue;
+			}
+			RTEPermissionInfo *perm = getRTEPermissionInfo(q->rteperminfos, rte);
+			int m = -1;
+			while ((m = bms_next_member(perm->selectedCols, m)) >= 0) {
+				AttrNumber attno = static_cast<AttrNumber>(m + FirstLowInvalidHeapAttributeNumber);
+				if (attno == InvalidAttrNumber)
+					e->all = true; // a whole-row reference
+				else if (attno > 0)
+					e->attnos = bms_add_member(e->attnos, attno);
+			}
+		}
+		return query_tree_walker(q, CollectNeededWalker, context, 0);
+	}
+	return expression_tree_walker(node, CollectNeededWalker, context);
+}
+
+} // namespace
+
+// The columns each base table of `sql` (a defining query) is read through: PostgreSQL's record of
+// the columns a query selects (RTEPermissionInfo.selectedCols, at every level), plus the key.
+List *
+CollectNeededColumns(const char *sql) {
+	List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	Query *analysed = parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, nullptr, 0, nullptr);
+	List *entries = NIL;
+	ListCell *lc;
+	foreach (lc, QueryRewrite(analysed))
+		(void)CollectNeededWalker(static_cast<Node *>(lfirst(lc)), &entries);
+	foreach (lc, entries) {
+		auto *e = static_cast<NeededColumns *>(lfirst(lc));
+		List *key = e->all ? NIL : RelationKey(e->relid);
+		if (key == NIL)
+			e->all = true;
+		ListCell *kc;
+		foreach (kc, key)
+			e->attnos = bms_add_member(e->attnos, lfirst_int(kc));
+	}
+	return entries;
+}
+
+// False for a column of `relid` the statement does not read (see NeededColumns).
+bool
+ColumnNeeded(Oid relid, AttrNumber attno) {
+	NeededColumns *e = NeededEntry(g_needed_columns, relid);
+	return e == nullptr || e->all || bms_is_member(attno, e->attnos);
+}
+
 // Output column list of a base relation in attribute order. Dropped columns become typed NULL
 // placeholders; reading a change buffer, so do columns the buffer does not capture (a stream table's
-// hidden columns), typed like the relation's column so both sides of a UNION ALL agree.
+// hidden columns), typed like the relation's column so both sides of a UNION ALL agree; and so do
+// columns the statement does not read (ColumnNeeded), on both sides.
 char *
 RelationColumns(Oid relid, const char *alias, bool from_buffer) {
 	StringInfoData s;
@@ -324,7 +423,8 @@ RelationColumns(Oid relid, const char *alias, bool from_buffer) {
 			appendStringInfoString(&s, ", ");
 		if (att->attisdropped)
 			appendStringInfo(&s, "NULL::pg_catalog.int4 AS \"__pgt_dropped_%d\"", attno);
-		else if (from_buffer && get_attnum(buffer, NameStr(att->attname)) == InvalidAttrNumber)
+		else if ((from_buffer && get_attnum(buffer, NameStr(att->attname)) == InvalidAttrNumber) ||
+		         !ColumnNeeded(relid, static_cast<AttrNumber>(attno)))
 			appendStringInfo(&s, "NULL::%s AS %s", format_type_with_typemod(att->atttypid, att->atttypmod),
 			                 quote_identifier(NameStr(att->attname)));
 		else
@@ -334,7 +434,8 @@ RelationColumns(Oid relid, const char *alias, bool from_buffer) {
 	return s.data;
 }
 
-// True if every live column of `relid` has an equality operator (so the delta can be consolidated).
+// True if every live column of `relid` the statement reads has an equality operator (so the delta can
+// be consolidated).
 bool
 AllColumnsGroupable(Oid relid) {
 	for (int attno = 1;; attno++) {
@@ -342,7 +443,7 @@ AllColumnsGroupable(Oid relid) {
 		if (!HeapTupleIsValid(tp))
 			return true;
 		Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tp));
-		bool ok = att->attisdropped ||
+		bool ok = att->attisdropped || !ColumnNeeded(relid, static_cast<AttrNumber>(attno)) ||
 		          OidIsValid(lookup_type_cache(att->atttypid, TYPECACHE_EQ_OPR | TYPECACHE_HASH_PROC)->hash_proc);
 		ReleaseSysCache(tp);
 		if (!ok)
@@ -372,28 +473,35 @@ BaseDeltaSql(RangeTblEntry *rte, bool shared) {
 	                     RelationColumns(relid, "b", true), wtype, wtype, buffer, BufferWindowPredicate("b").c_str());
 	if (!groupable)
 		return raw;
-	int n = 0;
-	for (int attno = 1;; attno++, n++) {
-		HeapTuple tp = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attno));
-		if (!HeapTupleIsValid(tp))
-			break;
-		ReleaseSysCache(tp);
-	}
-	// The raw columns renamed positionally (c1 .. cn), grouped, weights summed.
+	// The raw columns renamed positionally (c1 .. cn), grouped, weights summed. Columns the statement
+	// does not read are NULL already, and left out of the grouping (their type may have no equality).
 	StringInfoData names;
 	StringInfoData refs;
+	StringInfoData keys;
 	initStringInfo(&names);
 	initStringInfo(&refs);
-	for (int i = 1; i <= n; i++) {
+	initStringInfo(&keys);
+	for (int i = 1;; i++) {
+		HeapTuple tp = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(i));
+		if (!HeapTupleIsValid(tp))
+			break;
+		Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tp));
 		appendStringInfo(&names, "\"__pgt_c%d\", ", i);
-		appendStringInfo(&refs, "%sr.\"__pgt_c%d\"", i > 1 ? ", " : "", i);
+		if (!att->attisdropped && !ColumnNeeded(relid, static_cast<AttrNumber>(i))) {
+			appendStringInfo(&refs, "%sNULL::%s", i > 1 ? ", " : "",
+			                 format_type_with_typemod(att->atttypid, att->atttypmod));
+		} else {
+			appendStringInfo(&refs, "%sr.\"__pgt_c%d\"", i > 1 ? ", " : "", i);
+			appendStringInfo(&keys, "%sr.\"__pgt_c%d\"", keys.len ? ", " : "", i);
+		}
+		ReleaseSysCache(tp);
 	}
 	// The marker is a constant condition the planner drops.
 	char *marker = shared ? psprintf(" AND '%s'::pg_catalog.text IS NOT NULL", WindowMarker(std::to_string(relid)).c_str())
 	                      : pstrdup("");
 	return psprintf("SELECT %s, pg_catalog.sum(r.\"__pgt_cw\")::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) r(%s\"__pgt_cw\") "
 	                "GROUP BY %s HAVING pg_catalog.sum(r.\"__pgt_cw\") OPERATOR(pg_catalog.<>) 0%s",
-	                refs.data, raw, names.data, refs.data, marker);
+	                refs.data, raw, names.data, keys.data, marker);
 }
 
 // The live table of a base-table input as a FROM item with alias a (ONLY unless it reads partitions
@@ -1916,6 +2024,30 @@ ConvertRaw(const RawPlan &raw) {
 	return result;
 }
 
+// The plan, then the delta's variant for large change windows: returned only if it differs.
+const char *
+BuildVariants(const char *sql, RawPlan *raw) {
+	g_large_windows = false;
+	g_consistent_join_used = false;
+	BuildRawPlan(sql, raw);
+	if (raw->unsupported != nullptr || raw->delta_sql == nullptr || !g_consistent_join_used)
+		return nullptr;
+	RawPlan raw_large{};
+	g_large_windows = true;
+	PG_TRY();
+	{
+		BuildRawPlan(sql, &raw_large);
+	}
+	PG_FINALLY();
+	{
+		g_large_windows = false;
+	}
+	PG_END_TRY();
+	if (raw_large.delta_sql && strcmp(raw_large.delta_sql, raw->delta_sql) != 0)
+		return raw_large.delta_sql;
+	return nullptr;
+}
+
 } // namespace dvm_detail
 
 using namespace dvm_detail;
@@ -1928,24 +2060,17 @@ BuildDvmPlan(const std::string &query, bool catch_errors) {
 	// The plan, then the delta's variant for large change windows (kept only if it differs).
 	auto build = [&]() {
 		pg::PgCall([&]() {
-			g_large_windows = false;
-			g_consistent_join_used = false;
-			BuildRawPlan(sql, &raw);
-			if (raw.unsupported == nullptr && raw.delta_sql != nullptr && g_consistent_join_used) {
-				RawPlan raw_large{};
-				g_large_windows = true;
-				PG_TRY();
-				{
-					BuildRawPlan(sql, &raw_large);
-				}
-				PG_FINALLY();
-				{
-					g_large_windows = false;
-				}
-				PG_END_TRY();
-				if (raw_large.delta_sql && strcmp(raw_large.delta_sql, raw.delta_sql) != 0)
-					large = raw_large.delta_sql;
+			g_needed_columns = CollectNeededColumns(sql);
+			PG_TRY();
+			{
+				if (const char *l = BuildVariants(sql, &raw))
+					large = l;
 			}
+			PG_FINALLY();
+			{
+				g_needed_columns = NIL;
+			}
+			PG_END_TRY();
 		});
 	};
 	if (!catch_errors) {

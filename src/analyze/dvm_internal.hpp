@@ -36,6 +36,8 @@ extern "C" {
 #include "catalog/pg_am_d.h"
 #include "utils/syscache.h"
 #include "parser/parsetree.h"
+#include "parser/parse_relation.h"
+#include "access/sysattr.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_attribute.h"
 }

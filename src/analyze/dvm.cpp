@@ -893,16 +893,19 @@ KeyedStatesOf(RangeTblEntry *rte) {
 	char *names = PositionalNames(ncols);
 	char *delta = BaseDeltaSql(rte);
 	char *shared = BaseDeltaSql(rte, true);
+	char *refs = PositionalRefs("d", ncols);
 	st.pos = psprintf("SELECT %s, d.\"__pgt_cw\" AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
 	                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.>) 0",
-	                  PositionalRefs("d", ncols), delta, names);
-	st.neg = psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
-	                  "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
-	                  PositionalRefs("d", ncols), delta, names);
+	                  refs, delta, names);
+	// The deleted rows of a window, weight positive.
+	auto deleted = [&](const char *window) {
+		return psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
+		                "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
+		                refs, window, names);
+	};
+	st.neg = deleted(delta);
 	// The same rows from the window computed once per statement, where they are not a term's driver.
-	st.neg_shared = psprintf("SELECT %s, (OPERATOR(pg_catalog.-) d.\"__pgt_cw\") AS \"__pgt_w\" FROM (%s) d(%s\"__pgt_cw\") "
-	                         "WHERE d.\"__pgt_cw\" OPERATOR(pg_catalog.<) 0",
-	                         PositionalRefs("d", ncols), shared, names);
+	st.neg_shared = deleted(shared);
 	StringInfoData live_key;
 	StringInfoData delta_key;
 	initStringInfo(&live_key);

@@ -420,29 +420,41 @@ RefreshGroup(const Tick &tick, const std::vector<int64_t> &members) {
 	pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
+// Runs `body` in a transaction of its own, with an SPI session. On an error the transaction is aborted
+// and "pg_trickle: <failure>: <error>" logged; returns false then.
+template <typename Body>
+bool
+RunInTransaction(const char *failure, Body &&body) {
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	try {
+		pg::SpiSession spi;
+		body(spi);
+	} catch (const std::exception &e) {
+		std::string msg = e.what();
+		MemoryContextSwitchTo(TopMemoryContext);
+		AbortCurrentTransaction();
+		pg::ClearPgErrorPending();
+		ereport(LOG, (errmsg("pg_trickle: %s: %s", failure, msg.c_str())));
+		return false;
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return true;
+}
+
 void
 PruneHistory(double &last_prune) {
 	double now = NowSeconds();
 	if (now - last_prune < 60)
 		return;
 	last_prune = now;
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	try {
-		pg::SpiSession spi;
+	(void)RunInTransaction("could not prune refresh history", [](pg::SpiSession &spi) {
 		spi.Exec("DELETE FROM pgtrickle.pgt_refresh_history WHERE start_time < pg_catalog.now() - "
 		         "pg_catalog.make_interval(days => $1)",
 		         pg::SqlParams().Int32(guc::history_retention_days));
-	} catch (const std::exception &e) {
-		std::string msg = e.what();
-		MemoryContextSwitchTo(TopMemoryContext);
-		AbortCurrentTransaction();
-		pg::ClearPgErrorPending();
-		ereport(LOG, (errmsg("pg_trickle: could not prune refresh history: %s", msg.c_str())));
-		return;
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	});
 }
 
 // True while pg_restore is connected to this database (by its application_name, "pg_restore" unless
@@ -453,27 +465,16 @@ PruneHistory(double &last_prune) {
 bool
 RestoreRunning() {
 	static bool logged = false;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	bool running = false;
-	try {
-		pg::SpiSession spi;
-		running = spi.Query("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE datname OPERATOR(pg_catalog.=) "
-		                    "pg_catalog.current_database() AND application_name OPERATOR(pg_catalog.=) 'pg_restore' "
-		                    "AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())",
-		                    {}, true)
-		              .Bool(0, 0);
-	} catch (const std::exception &e) {
-		std::string msg = e.what();
-		MemoryContextSwitchTo(TopMemoryContext);
-		AbortCurrentTransaction();
-		pg::ClearPgErrorPending();
-		ereport(LOG, (errmsg("pg_trickle: could not check for a running pg_restore: %s", msg.c_str())));
+	if (!RunInTransaction("could not check for a running pg_restore", [&](pg::SpiSession &spi) {
+		    running = spi.Query("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE datname "
+		                        "OPERATOR(pg_catalog.=) pg_catalog.current_database() AND application_name "
+		                        "OPERATOR(pg_catalog.=) 'pg_restore' AND pid OPERATOR(pg_catalog.<>) "
+		                        "pg_catalog.pg_backend_pid())",
+		                        {}, true)
+		                  .Bool(0, 0);
+	    }))
 		return false;
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
 	if (running && !logged)
 		ereport(LOG, (errmsg("pg_trickle: pg_restore is connected to this database; the scheduler waits until it is done")));
 	logged = running;
@@ -484,26 +485,13 @@ RestoreRunning() {
 // of its own that starts without writes (creating a replication slot needs that).
 void
 CdcStep() {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	try {
-		pg::SpiSession spi;
-		if (cdc::CdcWorkPossible(spi)) {
-			for (const auto &e : cdc::AdvanceTransitions(spi))
-				ereport(LOG, (errmsg("pg_trickle: change capture of %s: %s -> %s (%s)", e.source.c_str(),
-				                     e.previous_mode.c_str(), e.mode.c_str(), e.detail.c_str())));
-		}
-	} catch (const std::exception &e) {
-		std::string msg = e.what();
-		MemoryContextSwitchTo(TopMemoryContext);
-		AbortCurrentTransaction();
-		pg::ClearPgErrorPending();
-		ereport(LOG, (errmsg("pg_trickle: change capture step failed: %s", msg.c_str())));
-		return;
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	(void)RunInTransaction("change capture step failed", [](pg::SpiSession &spi) {
+		if (!cdc::CdcWorkPossible(spi))
+			return;
+		for (const auto &e : cdc::AdvanceTransitions(spi))
+			ereport(LOG, (errmsg("pg_trickle: change capture of %s: %s -> %s (%s)", e.source.c_str(),
+			                     e.previous_mode.c_str(), e.mode.c_str(), e.detail.c_str())));
+	});
 }
 
 void

@@ -2032,11 +2032,13 @@ const char *
 BuildVariants(const char *sql, RawPlan *raw) {
 	g_large_windows = false;
 	g_consistent_join_used = false;
+	g_touched_seq = 0;
 	BuildRawPlan(sql, raw);
 	if (raw->unsupported != nullptr || raw->delta_sql == nullptr || !g_consistent_join_used)
 		return nullptr;
 	RawPlan raw_large{};
 	g_large_windows = true;
+	g_touched_seq = 0;
 	PG_TRY();
 	{
 		BuildRawPlan(sql, &raw_large);

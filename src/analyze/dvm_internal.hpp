@@ -179,6 +179,7 @@ const char *RecomputeKeys(Query *q, List **keys);
 Query *RecomputeInput(Query *q, List *keys);
 char *KeyedPart(Query *full, int nkeys, int nvisible, const char *touched, int sign);
 char *KeyedRecomputeDelta(Query *q);
+extern int g_touched_seq; // names the touched-keys CTEs of one delta (reset per build)
 bool InlineCtesWalker(Node *node, void *context);
 Query *InlineCtes(Query *q);
 bool SetopNeedsRewrite(Node *n);

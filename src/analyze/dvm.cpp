@@ -1940,24 +1940,13 @@ BuildRawPlan(const char *sql, RawPlan *out) {
 // Replaces placeholders $98765xxxx / $98766xxxx in `expr` with state references.
 std::string
 SubstitutePlaceholders(const std::string &expr, const std::vector<std::string> &agg_state) {
-	std::string out;
-	for (size_t i = 0; i < expr.size();) {
-		if (expr[i] == '$' && i + 10 <= expr.size() && expr.compare(i + 1, 4, "9876") == 0) {
-			int id = std::stoi(expr.substr(i + 1, 9));
-			if (id > kAggParamBase && id < kAggParamBase + 10000) {
-				out += "(" + agg_state.at(static_cast<size_t>(id - kAggParamBase - 1)) + ")";
-				i += 10;
-				continue;
-			}
-			if (id > kGroupParamBase && id < kGroupParamBase + 10000) {
-				out += "s." + QuoteIdent(GroupKeyColumn(static_cast<size_t>(id - kGroupParamBase)));
-				i += 10;
-				continue;
-			}
-		}
-		out += expr[i++];
-	}
-	return out;
+	return ReplacePlaceholders(expr, [&](long id) -> std::optional<std::string> {
+		if (id > kAggParamBase && id < kAggParamBase + 10000)
+			return "(" + agg_state.at(static_cast<size_t>(id - kAggParamBase - 1)) + ")";
+		if (id > kGroupParamBase && id < kGroupParamBase + 10000)
+			return "s." + QuoteIdent(GroupKeyColumn(static_cast<size_t>(id - kGroupParamBase)));
+		return std::nullopt;
+	});
 }
 
 std::vector<std::string>

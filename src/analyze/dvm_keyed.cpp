@@ -305,19 +305,12 @@ CarryKeyFilters(Query *q, Node *n, List *keys, bool nullable) {
 // `sql` with every $98767000j replaced by the touched values of key j.
 char *
 ReplaceTouchedParams(const char *sql, int nkeys, const char *touched) {
-	std::string out;
-	std::string text(sql);
-	for (size_t i = 0; i < text.size();) {
-		if (text[i] == '$' && text.compare(i + 1, 5, "98767") == 0 && i + 10 <= text.size()) {
-			int j = std::stoi(text.substr(i + 1, 9)) - kTouchedParamBase;
-			if (j >= 1 && j <= nkeys) {
-				out += psprintf("ARRAY(SELECT t.\"__pgt_gk_%d\" FROM (%s) t)", j, touched);
-				i += 10;
-				continue;
-			}
-		}
-		out += text[i++];
-	}
+	std::string out = ReplacePlaceholders(sql, [&](long id) -> std::optional<std::string> {
+		long j = id - kTouchedParamBase;
+		if (j < 1 || j > nkeys)
+			return std::nullopt;
+		return "ARRAY(SELECT t.\"__pgt_gk_" + std::to_string(j) + "\" FROM (" + std::string(touched) + ") t)";
+	});
 	return pstrdup(out.c_str());
 }
 

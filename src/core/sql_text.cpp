@@ -1,6 +1,7 @@
 #include "core/sql_text.hpp"
 #include "core/core_only.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace pgtrickle {
@@ -82,6 +83,42 @@ Join(const std::vector<std::string> &parts, std::string_view sep) {
 bool
 IsReservedColumnName(std::string_view name) {
 	return name.size() >= kHiddenPrefix.size() && AsciiLower(name.substr(0, kHiddenPrefix.size())) == kHiddenPrefix;
+}
+
+std::string
+ReplacePlaceholders(std::string_view sql, const std::function<std::optional<std::string>(long)> &replace) {
+	constexpr size_t kDigits = 9;
+	auto digit = [&](size_t i) { return i < sql.size() && std::isdigit(static_cast<unsigned char>(sql[i])); };
+	std::string out;
+	out.reserve(sql.size());
+	for (size_t i = 0; i < sql.size();) {
+		char c = sql[i];
+		if (c == '\'' || c == '"') {
+			// A quoted identifier or string literal, doubled quotes inside, copied as it is.
+			size_t j = i + 1;
+			while (j < sql.size() && !(sql[j] == c && !(j + 1 < sql.size() && sql[j + 1] == c)))
+				j += sql[j] == c ? 2 : 1;
+			j = std::min(j + 1, sql.size());
+			out.append(sql.substr(i, j - i));
+			i = j;
+			continue;
+		}
+		if (c == '$' && !digit(i + kDigits + 1)) {
+			bool all = true;
+			for (size_t k = 1; k <= kDigits; k++)
+				all = all && digit(i + k);
+			if (all && !(i > 0 && (std::isalnum(static_cast<unsigned char>(sql[i - 1])) || sql[i - 1] == '_'))) {
+				if (auto value = replace(std::stol(std::string(sql.substr(i + 1, kDigits))))) {
+					out += *value;
+					i += kDigits + 1;
+					continue;
+				}
+			}
+		}
+		out += c;
+		i++;
+	}
+	return out;
 }
 
 } // namespace pgtrickle

@@ -1,6 +1,8 @@
 // Small SQL text helpers used when emitting SQL: identifier quoting and query-text cleanup.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +25,12 @@ std::string AsciiLower(std::string_view s);
 std::string Join(const std::vector<std::string> &parts, std::string_view sep);
 // True if `name` begins with the reserved prefix for hidden columns ("__pgt_", case-insensitive).
 bool IsReservedColumnName(std::string_view name);
+
+// `sql` with each placeholder "$<id>" (a parameter reference of exactly 9 digits, outside quoted
+// identifiers and string literals) replaced by replace(id) where that gives a value; everything else
+// unchanged. The engine writes such parameters into PostgreSQL trees as stand-ins for SQL text that
+// exists only after deparsing (state columns, touched keys).
+std::string ReplacePlaceholders(std::string_view sql, const std::function<std::optional<std::string>(long)> &replace);
 
 inline constexpr std::string_view kHiddenPrefix = "__pgt_";
 

@@ -175,11 +175,12 @@ KeyedPart(Query *full, int nkeys, int nvisible, const char *touched, int sign) {
 // join condition c.id = o.cid, the other table was read whole (TPC-H Q13: all 150,000 orders for the
 // old state of 316 touched customers, a hash join, because the old state of orders, a live arm and an
 // unnest arm, cannot be reached by a parameterised index scan). So the old state's level gets
-// "o.cid = ANY (the touched keys)" next to each such condition itself. Harmless for the keys recomputed: a row with key
-// k in K joined through c.id = o.cid has o.cid = k. Only where no row of a recomputed key can lose a
-// partner or gain NULL padding through it: the WHERE, inner joins, and the nullable side of a LEFT or
-// RIGHT join whose preserved side holds the key, none of them inside the nullable side of an outer
-// join (a left row losing all its partners there would join the NULL key's group).
+// "o.cid = ANY (the touched keys)" next to each such condition itself. Harmless for the keys
+// recomputed: a row with key k in K joined through c.id = o.cid has o.cid = k. Only where no row of a
+// recomputed key can lose a partner or gain NULL padding through it: the WHERE, inner joins, and the
+// nullable side of a LEFT or RIGHT join whose preserved side holds the key, none of them inside the
+// nullable side of an outer join (a left row losing all its partners there would join the NULL key's
+// group).
 
 int g_touched_seq = 0;
 
@@ -227,7 +228,8 @@ KeyFiltersFor(Query *q, Node *quals, List *keys, Relids key_side, Relids other_s
 		if (!op_mergejoinable(opx->opno, exprType(static_cast<Node *>(linitial(opx->args)))) &&
 		    !op_hashjoinable(opx->opno, exprType(static_cast<Node *>(linitial(opx->args)))))
 			continue;
-		Var *sides[2] = {BaseVar(q, static_cast<Node *>(linitial(opx->args))), BaseVar(q, static_cast<Node *>(lsecond(opx->args)))};
+		Var *sides[2] = {BaseVar(q, static_cast<Node *>(linitial(opx->args))),
+		                 BaseVar(q, static_cast<Node *>(lsecond(opx->args)))};
 		if (sides[0] == nullptr || sides[1] == nullptr || sides[0]->vartype != sides[1]->vartype)
 			continue;
 		for (int s = 0; s < 2; s++) {

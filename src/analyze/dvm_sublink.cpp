@@ -659,6 +659,45 @@ IsTrue(Node *c) {
 	return reinterpret_cast<Node *>(bt);
 }
 
+// True if `node` (an expression of one query level) holds a subquery that reads that level's columns.
+bool
+HasCorrelatedSublink(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, SubLink) && contain_vars_of_level(reinterpret_cast<SubLink *>(node)->subselect, 1))
+		return true;
+	if (IsA(node, Query))
+		return false;
+	return expression_tree_walker(node, HasCorrelatedSublink, context);
+}
+
+// In a body run once per outer row: when its WHERE also holds a correlated subquery (a filter costly per
+// row), each uncorrelated x IN (subquery) of that WHERE is written (x IN (subquery)) IS TRUE, the same
+// test there. PostgreSQL then keeps it as a hashed filter, built once per statement and ordered before
+// the costly one by cost, instead of a semi-join: with the outer row's key fixing the scan, the planner
+// (estimating one row per probe either way) drove from that scan and evaluated the costly filter on all
+// its rows before the semi-join removed most of them (TPC-H Q20's correlated sum(l_quantity) on every
+// partsupp row of a touched supplier, not only on the `forest%` parts' rows).
+void
+HashUncorrelatedIns(Query *body) {
+	if (body->jointree == nullptr || body->jointree->quals == nullptr)
+		return;
+	List *quals = make_ands_implicit(reinterpret_cast<Expr *>(body->jointree->quals));
+	bool costly = false;
+	ListCell *lc;
+	foreach (lc, quals) {
+		Node *c = static_cast<Node *>(lfirst(lc));
+		if (!IsUncorrelatedAny(c) && HasCorrelatedSublink(c, nullptr))
+			costly = true;
+	}
+	if (!costly)
+		return;
+	foreach (lc, quals)
+		if (IsUncorrelatedAny(static_cast<Node *>(lfirst(lc))))
+			lfirst(lc) = IsTrue(static_cast<Node *>(lfirst(lc)));
+	body->jointree->quals = reinterpret_cast<Node *>(make_ands_explicit(quals));
+}
+
 // (x op ANY (body)) IS TRUE as EXISTS (SELECT 1 FROM (body) s WHERE x op s.c): true exactly when some
 // row of the body makes the comparison true. Correlated, so the planner pushes x into the body and
 // reaches its tables by index for each outer row, instead of computing the whole body.
@@ -666,6 +705,7 @@ Node *
 AnyAsCorrelatedExists(SubLink *sl) {
 	auto *body = reinterpret_cast<Query *>(copyObject(sl->subselect));
 	IncrementVarSublevelsUp(reinterpret_cast<Node *>(body), 1, 1); // one level deeper than before
+	HashUncorrelatedIns(body);
 	List *colnames = NIL;
 	ListCell *lc;
 	foreach (lc, body->targetList)

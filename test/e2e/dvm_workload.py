@@ -247,6 +247,11 @@ QUERIES = {
                  "WHERE bag.k = t2.g AND bag.v > t1.qty))",
     "sl_group": "SELECT g, count(*) AS n, sum(qty) AS sq FROM t1 a WHERE EXISTS (SELECT 1 FROM bag b WHERE b.k = a.g) "
                 "GROUP BY g",
+    # TPC-H Q20's shape: an uncorrelated IN beside a correlated aggregate filter, inside an IN's body
+    # (the inner IN becomes a hashed filter there); NULL g and d_id on both sides.
+    "sl_in_beside_corr": "SELECT id, name FROM t1 WHERE g IN (SELECT b.g FROM t2 b WHERE b.d_id IN (SELECT d_id FROM dim "
+                         "WHERE weight > 1) AND b.amount > (SELECT avg(c.amount) FROM t2 c WHERE c.g = b.g AND "
+                         "c.d_id = b.d_id))",
     "sl_in_having": "SELECT id, g FROM t1 WHERE g IN (SELECT k FROM bag GROUP BY k HAVING count(*) > 2)",
     "sl_distinct": "SELECT DISTINCT g FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t2 WHERE t2.t1_id = t1.id)",
     "sl_pt": "SELECT id, val FROM pt WHERE val IN (SELECT qty FROM t1 WHERE flag)",

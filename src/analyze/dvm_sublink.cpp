@@ -39,20 +39,11 @@ AnyChangeSql(List *relids) {
 	return psprintf("SELECT 1 AS \"__pgt_one\" FROM (%s) x LIMIT 1", s.data);
 }
 
-// Every row version of either state: the live table plus every row of the consolidated change window
-// (a version in neither state, inserted and deleted again, is not needed). The window is the one
-// computed once per statement, read behind a fence (OFFSET 0): so the planner can still reach the live
-// table by index from a join condition (an append relation is reached so only if each arm is; an arm
-// reading a CTE directly is not, one reading it through a subquery is), and prices each such probe's
-// pass over the window as a scan of a stored result, not as a new read of the change buffer (TPC-H Q20:
-// partsupp read whole to find the rows of 3 changed parts).
+// Every row version of either state: the live table plus every changed row.
 char *
 AllImagesSql(RangeTblEntry *rte) {
-	int ncols = list_length(rte->eref->colnames);
-	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s UNION ALL SELECT * FROM (SELECT %s, "
-	                "1::pg_catalog.int8 FROM (%s) d(%s\"__pgt_cw\") OFFSET 0) w",
-	                RelationColumns(rte->relid, "a", false), LiveRelation(rte), PositionalRefs("d", ncols),
-	                BaseDeltaSql(rte, true), PositionalNames(ncols));
+	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s UNION ALL %s",
+	                RelationColumns(rte->relid, "a", false), LiveRelation(rte), ChangedRowsSql(rte));
 }
 
 // Column definition list "c1 type, ..., __pgt_w int8" for the positional columns of a relation.

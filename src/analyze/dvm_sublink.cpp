@@ -31,8 +31,8 @@ AnyChangeSql(List *relids) {
 	initStringInfo(&s);
 	ListCell *lc;
 	foreach (lc, relids) {
-		appendStringInfo(&s, "%sSELECT 1 FROM pgtrickle_changes.%s b WHERE %s", s.len ? " UNION ALL " : "",
-		                 quote_identifier(psprintf("changes_%u", lfirst_oid(lc))), BufferWindowPredicate("b").c_str());
+		char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", lfirst_oid(lc))));
+		appendStringInfo(&s, "%sSELECT 1 FROM (%s) p", s.len ? " UNION ALL " : "", BufferWindowProbe(buffer).c_str());
 	}
 	if (s.len == 0)
 		appendStringInfoString(&s, "SELECT 1 WHERE false");

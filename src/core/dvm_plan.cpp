@@ -132,6 +132,13 @@ BufferWindowPredicate(const std::string &alias) {
 }
 
 std::string
+BufferWindowProbe(const std::string &buffer) {
+	return "SELECT 1 FROM " + buffer + " b WHERE b.\"__pgt_xid\" OPERATOR(pg_catalog.>=) "
+	       "LEAST(pg_catalog.pg_snapshot_xmin($1), $2) AND " + BufferWindowPredicate("b") +
+	       " ORDER BY b.\"__pgt_xid\" DESC LIMIT 1";
+}
+
+std::string
 PopulationSql(const DvmPlan &plan) {
 	switch (plan.kind) {
 	case DvmKind::Bag: {

@@ -100,6 +100,13 @@ std::string ApplySql(const DvmPlan &plan, const std::string &st);
 // wrote after it ($2/$3: that transaction counted as visible in $1, but only up to command $3).
 std::string BufferWindowPredicate(const std::string &alias);
 
+// One row if change buffer `buffer` (qualified, quoted) holds a row of the window, none otherwise (used
+// as a subquery in FROM or a scalar subquery: an EXISTS would drop its ORDER BY and LIMIT). The window's
+// rows are the buffer's newest, so it reads the buffer's xid index backwards from the newest row,
+// bounded below by the window's least xid: a sequential scan, which the planner prefers for a first
+// row, read every older row a slower consumer keeps first (35 ms for 475,000 rows, now 0.1 ms).
+std::string BufferWindowProbe(const std::string &buffer);
+
 // The "every row/group" switch (see DvmPlan::every_group_when): the CTE computing condition `when` once
 // per statement, and the flag as read where it gates.
 std::string EveryCte(const std::string &when);

@@ -173,9 +173,9 @@ SourceHasPending(pg::SpiSession &spi, Oid source, const pg::SqlParams &frontier)
 	if (!plan) {
 		pg::SqlParams types;
 		types.Null(PG_SNAPSHOTOID).Null(XID8OID).Null(INT8OID);
-		plan = pg::PrepareKept("SELECT EXISTS (SELECT 1 FROM " +
-		                           QuoteQualified("pgtrickle_changes", "changes_" + std::to_string(source)) +
-		                           " b WHERE " + BufferWindowPredicate("b") + ")",
+		plan = pg::PrepareKept("SELECT (" +
+		                           BufferWindowProbe(QuoteQualified("pgtrickle_changes", "changes_" + std::to_string(source))) +
+		                           ") IS NOT NULL",
 		                       types);
 	}
 	pg::SpiRows r;

@@ -49,6 +49,14 @@ TEST(BufferWindow, UsesFrontierSnapshotAndOwnTransactionCommandId) {
 	EXPECT_TRUE(Contains(w, "b.\"__pgt_cid\" OPERATOR(pg_catalog.>=) $3"));
 }
 
+TEST(BufferWindow, ProbeReadsNewestRowsFirstBoundedByTheWindowsLeastXid) {
+	std::string p = BufferWindowProbe("pgtrickle_changes.changes_1");
+	EXPECT_TRUE(Contains(p, "FROM pgtrickle_changes.changes_1 b WHERE "));
+	EXPECT_TRUE(Contains(p, "b.\"__pgt_xid\" OPERATOR(pg_catalog.>=) LEAST(pg_catalog.pg_snapshot_xmin($1), $2) AND "));
+	EXPECT_TRUE(Contains(p, BufferWindowPredicate("b")));
+	EXPECT_TRUE(Contains(p, "ORDER BY b.\"__pgt_xid\" DESC LIMIT 1"));
+}
+
 TEST(PopulationSql, BagAddsRowIdentity) {
 	std::string sql = PopulationSql(BagPlan());
 	EXPECT_TRUE(Contains(sql, "SELECT q.\"id\", q.\"amount\", pg_catalog.hash_record_extended(ROW(q.\"id\", q.\"amount\"), 0) AS \"__pgt_rid\""));

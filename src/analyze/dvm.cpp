@@ -470,7 +470,8 @@ BaseDeltaSql(RangeTblEntry *rte, bool shared) {
 	const char *wtype = groupable ? "int4" : "int8";
 	char *raw = psprintf("SELECT %s, CASE b.\"__pgt_op\" WHEN 'I' THEN 1::pg_catalog.%s ELSE (-1)::pg_catalog.%s END "
 	                     "AS \"__pgt_w\" FROM %s b WHERE b.\"__pgt_op\" OPERATOR(pg_catalog.<>) 'T' AND %s",
-	                     RelationColumns(relid, "b", true), wtype, wtype, buffer, BufferWindowPredicate("b").c_str());
+	                     RelationColumns(relid, "b", true), wtype, wtype, buffer,
+	                     BufferWindowPredicate("b", !g_large_windows).c_str());
 	if (!groupable)
 		return raw;
 	// The raw columns renamed positionally (c1 .. cn), grouped, weights summed. Columns the statement

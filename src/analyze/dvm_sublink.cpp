@@ -21,7 +21,7 @@ ChangedRowsSql(RangeTblEntry *rte) {
 	char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", rte->relid)));
 	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s b WHERE b.\"__pgt_op\" "
 	                "OPERATOR(pg_catalog.<>) 'T' AND %s",
-	                RelationColumns(rte->relid, "b", true), buffer, BufferWindowPredicate("b").c_str());
+	                RelationColumns(rte->relid, "b", true), buffer, BufferWindowPredicate("b", !g_large_windows).c_str());
 }
 
 // One row if any of the tables changed in the window (a coarse, uncorrelated probe).

@@ -122,11 +122,16 @@ RidExpr(const std::vector<std::string> &exprs) {
 }
 
 std::string
-BufferWindowPredicate(const std::string &alias) {
+BufferWindowPredicate(const std::string &alias, bool bounded) {
 	std::string xid = alias + ".\"__pgt_xid\"";
+	// Both bounds hold for every row of the window: the previous refresh's transaction ($2) is not
+	// older than the oldest transaction its snapshot ($1) saw running.
+	std::string bounds = bounded ? xid + " OPERATOR(pg_catalog.>=) LEAST(pg_catalog.pg_snapshot_xmin($1), $2) AND " + xid +
+	                                   " OPERATOR(pg_catalog.<=) '18446744073709551615'::pg_catalog.xid8 AND "
+	                             : "";
 	// A snapshot never shows its own transaction as visible (its xid may be >= xmax), so rows of the
 	// previous refresh's transaction are judged by command id alone.
-	return "((" + xid + " IS DISTINCT FROM $2 AND NOT pg_catalog.pg_visible_in_snapshot(" + xid + ", $1) AND " + xid +
+	return bounds + "((" + xid + " IS DISTINCT FROM $2 AND NOT pg_catalog.pg_visible_in_snapshot(" + xid + ", $1) AND " + xid +
 	       " OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)) OR (" + xid + " OPERATOR(pg_catalog.=) $2 AND " +
 	       alias + ".\"__pgt_cid\" OPERATOR(pg_catalog.>=) $3))";
 }

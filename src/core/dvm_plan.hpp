@@ -98,7 +98,14 @@ std::string ApplySql(const DvmPlan &plan, const std::string &st);
 // transactions not yet visible are invisible anyway, so only the lower bound needs stating: rows of
 // transactions the previous refresh did not see, plus rows the previous refresh's own transaction
 // wrote after it ($2/$3: that transaction counted as visible in $1, but only up to command $3).
-std::string BufferWindowPredicate(const std::string &alias);
+//
+// `bounded`: the same rows, with the xid also stated between the window's least xid and the largest
+// xid8 as two conditions of their own. Buffers have no column statistics (cdc.cpp), so PostgreSQL
+// estimates a pair of bounds on one column as 0.5 % of the table's rows, the predicate alone as about
+// a fifth: for a window far smaller than its buffer (a slower consumer keeps the older rows, or not
+// yet vacuumed ones take its pages) the unbounded estimate had the delta join whole tables by hash for
+// a window of a hundred rows.
+std::string BufferWindowPredicate(const std::string &alias, bool bounded = false);
 
 // One row if change buffer `buffer` (qualified, quoted) holds a row of the window, none otherwise (used
 // as a subquery in FROM or a scalar subquery: an EXISTS would drop its ORDER BY and LIMIT). The window's

@@ -49,6 +49,14 @@ TEST(BufferWindow, UsesFrontierSnapshotAndOwnTransactionCommandId) {
 	EXPECT_TRUE(Contains(w, "b.\"__pgt_cid\" OPERATOR(pg_catalog.>=) $3"));
 }
 
+TEST(BufferWindow, BoundedStatesBothBoundsAsConditionsOfTheirOwn) {
+	std::string w = BufferWindowPredicate("b", true);
+	std::string bounds = "b.\"__pgt_xid\" OPERATOR(pg_catalog.>=) LEAST(pg_catalog.pg_snapshot_xmin($1), $2) AND "
+	                     "b.\"__pgt_xid\" OPERATOR(pg_catalog.<=) '18446744073709551615'::pg_catalog.xid8 AND ";
+	EXPECT_EQ(w, bounds + BufferWindowPredicate("b"));
+	EXPECT_FALSE(Contains(BufferWindowPredicate("b"), "LEAST"));
+}
+
 TEST(BufferWindow, ProbeReadsNewestRowsFirstBoundedByTheWindowsLeastXid) {
 	std::string p = BufferWindowProbe("pgtrickle_changes.changes_1");
 	EXPECT_TRUE(Contains(p, "FROM pgtrickle_changes.changes_1 b WHERE "));

@@ -94,6 +94,13 @@ def main():
                     help="let AUTO stream tables recompute when the delta is known to cost more "
                          "(pg_trickle.adaptive_refresh = on, the product's default); without it the AUTO stream "
                          "tables always apply the delta, which is what the table then measures")
+    ap.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed change cycles first (default 1)")
+    ap.add_argument("--warmup-fraction", type=float, default=None, metavar="F",
+                    help="the warm-up cycles' fraction of updates (default: that of the timed cycles; RF1/RF2 keep "
+                         "the timed cycles' size)")
+    ap.add_argument("--lagging-consumer", action="store_true",
+                    help="also create, per table, a stream table that is never refreshed (lag_<table>): the "
+                         "change buffers keep every cycle's rows, as they do for a consumer on a longer schedule")
     args = ap.parse_args()
     names = [q.strip() for q in args.queries.split(",") if q.strip()] or tpch.QUERY_NAMES
     queries = {q: tpch.query_text(q) for q in names}
@@ -133,6 +140,11 @@ def main():
                    "ms": {"auto": [], "full": []}, "server": {"auto": [], "full": []}, "actions": [], "delta": []}
         print(f"   {q}: {rows} rows; AUTO -> {mode}{' (' + reason + ')' if reason else ''}; "
               f"create {ms_auto:.0f} ms (AUTO), {ms_full:.0f} ms (FULL)")
+    if args.lagging_consumer:
+        for t in counts:
+            conn.execute("SELECT pgtrickle.create_stream_table(%s, %s, refresh_mode => 'DIFFERENTIAL')",
+                         (f"lag_{t}", f"SELECT count(*) AS n FROM {t}"))
+        print(f"   lagging consumers: lag_<table> for {', '.join(counts)} (never refreshed)")
     for q in queries:
         conn.execute(f"VACUUM ANALYZE {q}_auto")
         conn.execute(f"VACUUM ANALYZE {q}_full")
@@ -152,14 +164,15 @@ def main():
             (info[q]["ids"][kind],)).fetchone()
         return ms, float(server_ms), action, delta, reason
 
-    print(f"== Change cycles: 1 untimed warm-up, then {args.reps} timed")
+    print(f"== Change cycles: {args.warmup} untimed warm-up, then {args.reps} timed")
     warnings = 0
-    for cycle in range(1, args.reps + 2):
-        timed_cycle = cycle > 1
+    warm_fraction = args.warmup_fraction if args.warmup_fraction is not None else args.fraction
+    for cycle in range(1, args.reps + args.warmup + 1):
+        timed_cycle = cycle > args.warmup
         t0 = time.perf_counter()
-        tpch.change_cycle(conn, cycle, fraction=args.fraction)
+        tpch.change_cycle(conn, cycle, fraction=args.fraction if timed_cycle else warm_fraction)
         t_change = time.perf_counter() - t0
-        if cycle == args.reps + 1:
+        if cycle == args.reps + args.warmup:
             large = args.fraction is None or args.fraction >= 0.001
             for q in [x.strip() for x in args.explain.split(",") if x.strip()]:
                 explain_delta(conn, q, large)

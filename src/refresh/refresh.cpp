@@ -162,7 +162,10 @@ GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 		cp.apply_large_sql = ApplySql(large, st.QualifiedName());
 	}
 
-	// One statement counting each captured source's pending changes (and TRUNCATE markers).
+	// One statement counting each captured source's pending changes (and TRUNCATE markers). With the
+	// window's bounds stated (BufferWindowPredicate): unbounded, a window in a buffer kept large by a
+	// slower reader was estimated at a fifth of it, and counted by a parallel scan (5.6 ms for 5,500
+	// rows of 520,000, 0.7 ms bounded).
 	std::vector<std::string> parts;
 	for (const auto &dep : catalog::GetDependencies(spi, st.pgt_id)) {
 		if (dep.source_type != "TABLE" && dep.source_type != "STREAM_TABLE")
@@ -170,7 +173,7 @@ GetCachedPlan(pg::SpiSession &spi, const catalog::StreamTable &st) {
 		std::string buf = QuoteQualified("pgtrickle_changes", cdc::BufferName(dep.source_relid));
 		parts.push_back("(SELECT ROW(pg_catalog.count(*), COALESCE(pg_catalog.bool_or(b.\"__pgt_op\" "
 		                "OPERATOR(pg_catalog.=) 'T'), false))::text FROM " +
-		                buf + " b WHERE " + BufferWindowPredicate("b") + ")");
+		                buf + " b WHERE " + BufferWindowPredicate("b", true) + ")");
 		cp.census_sources.push_back(dep.source_relid);
 	}
 	cp.census_sql = parts.empty() ? "SELECT NULL::text WHERE false" : "SELECT " + Join(parts, ", ");

@@ -4,9 +4,10 @@ statistics, and PostgreSQL estimated the window predicate at about a fifth of th
 for a one-row window in a 20,000-row buffer, thousands of rows, and the delta joined the other
 table whole, by hash. The small-window delta states the window's xid bounds as two conditions of
 their own, which PostgreSQL estimates as 0.5 % of the rows, and reaches the other table by index.
-The test checks that the refresh after a one-row change reads the large table without a sequential
-scan, and that contents stay exact (the bounds hold for every row of the window)."""
-from pgt_helpers import assert_st_matches_query, create_st, refresh
+The census of the window (a count) states the bounds too. The test checks that the refresh after a
+one-row change reads neither the large table nor the buffer with a sequential scan, and that
+contents stay exact (the bounds hold for every row of the window)."""
+from pgt_helpers import assert_st_matches_query, buffer_name, create_st, refresh
 
 QUERY = ("SELECT d.region, count(*) AS n, sum(f.amount) AS total FROM facts f JOIN dims d ON d.id = f.dim_id "
          "GROUP BY d.region")
@@ -17,6 +18,10 @@ def seq_scans(conn, table):
     conn.execute("SELECT 1")  # the flush happens at the end of the previous transaction
     conn.execute("SELECT pg_stat_clear_snapshot()")
     return conn.execute("SELECT seq_scan FROM pg_stat_user_tables WHERE relid = %s::regclass", (table,)).fetchone()[0]
+
+
+def buffer_of(conn, table):
+    return "pgtrickle_changes." + buffer_name(conn, table)
 
 
 def test_small_window_in_a_large_buffer_reaches_the_other_table_by_index(db):
@@ -38,8 +43,11 @@ def test_small_window_in_a_large_buffer_reaches_the_other_table_by_index(db):
     for step in range(3):
         c.execute("UPDATE dims SET region = region || 'x' WHERE id = %s", (step * 100 + 5,))
         before = seq_scans(c, "facts")
+        before_buffer = seq_scans(c, buffer_of(c, "dims"))
         refresh(c, "st_join")
         assert seq_scans(c, "facts") == before, "the delta of a one-row window read facts sequentially"
+        # Nor the buffer itself: the census and the delta read its window by index.
+        assert seq_scans(c, buffer_of(c, "dims")) == before_buffer, "the refresh read the 20,000-row buffer sequentially"
         assert_st_matches_query(c, "st_join", QUERY)
     # Fact rows too, and a dimension row deleted with its facts moved.
     c.execute("UPDATE facts SET amount = amount + 1 WHERE id % 50000 = 7")

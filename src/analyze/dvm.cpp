@@ -383,8 +383,6 @@ CollectNeededColumns(const char *sql) {
 	foreach (lc, entries) {
 		auto *e = static_cast<NeededColumns *>(lfirst(lc));
 		List *key = e->all ? NIL : RelationKey(e->relid);
-		if (key == NIL)
-			e->all = true;
 		ListCell *kc;
 		foreach (kc, key)
 			e->attnos = bms_add_member(e->attnos, lfirst_int(kc));
@@ -402,9 +400,10 @@ ColumnNeeded(Oid relid, AttrNumber attno) {
 // Output column list of a base relation in attribute order. Dropped columns become typed NULL
 // placeholders; reading a change buffer, so do columns the buffer does not capture (a stream table's
 // hidden columns), typed like the relation's column so both sides of a UNION ALL agree; and so do
-// columns the statement does not read (ColumnNeeded), on both sides.
+// columns the statement does not read (ColumnNeeded), on both sides. `named`: placeholders carry the
+// column's name (AS), for a select list; without it the list is valid inside ROW(...) too.
 char *
-RelationColumns(Oid relid, const char *alias, bool from_buffer) {
+RelationColumns(Oid relid, const char *alias, bool from_buffer, bool named) {
 	StringInfoData s;
 	initStringInfo(&s);
 	Oid buffer = InvalidOid;
@@ -421,13 +420,16 @@ RelationColumns(Oid relid, const char *alias, bool from_buffer) {
 		Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tp));
 		if (natts++ > 0)
 			appendStringInfoString(&s, ", ");
-		if (att->attisdropped)
-			appendStringInfo(&s, "NULL::pg_catalog.int4 AS \"__pgt_dropped_%d\"", attno);
-		else if ((from_buffer && get_attnum(buffer, NameStr(att->attname)) == InvalidAttrNumber) ||
-		         !ColumnNeeded(relid, static_cast<AttrNumber>(attno)))
-			appendStringInfo(&s, "NULL::%s AS %s", format_type_with_typemod(att->atttypid, att->atttypmod),
-			                 quote_identifier(NameStr(att->attname)));
-		else
+		if (att->attisdropped) {
+			appendStringInfoString(&s, "NULL::pg_catalog.int4");
+			if (named)
+				appendStringInfo(&s, " AS \"__pgt_dropped_%d\"", attno);
+		} else if ((from_buffer && get_attnum(buffer, NameStr(att->attname)) == InvalidAttrNumber) ||
+		           !ColumnNeeded(relid, static_cast<AttrNumber>(attno))) {
+			appendStringInfo(&s, "NULL::%s", format_type_with_typemod(att->atttypid, att->atttypmod));
+			if (named)
+				appendStringInfo(&s, " AS %s", quote_identifier(NameStr(att->attname)));
+		} else
 			appendStringInfo(&s, "%s.%s", alias, quote_identifier(NameStr(att->attname)));
 		ReleaseSysCache(tp);
 	}
@@ -500,9 +502,10 @@ BaseDeltaSql(RangeTblEntry *rte, bool shared) {
 	// The marker is a constant condition the planner drops.
 	char *marker = shared ? psprintf(" AND '%s'::pg_catalog.text IS NOT NULL", WindowMarker(std::to_string(relid)).c_str())
 	                      : pstrdup("");
+	// No column read at all (a keyless table under count(*)): every row is the same, one group.
 	return psprintf("SELECT %s, pg_catalog.sum(r.\"__pgt_cw\")::pg_catalog.int8 AS \"__pgt_w\" FROM (%s) r(%s\"__pgt_cw\") "
-	                "GROUP BY %s HAVING pg_catalog.sum(r.\"__pgt_cw\") OPERATOR(pg_catalog.<>) 0%s",
-	                refs.data, raw, names.data, keys.data, marker);
+	                "%s%s HAVING pg_catalog.sum(r.\"__pgt_cw\") OPERATOR(pg_catalog.<>) 0%s",
+	                refs.data, raw, names.data, keys.len ? "GROUP BY " : "", keys.data, marker);
 }
 
 // The live table of a base-table input as a FROM item with alias a (ONLY unless it reads partitions

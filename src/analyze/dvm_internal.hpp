@@ -92,7 +92,7 @@ bool CheckPaddedSide(BuildCtx *ctx, Query *q, Node *n);
 bool CheckJoinTree(BuildCtx *ctx, Node *n, Query *q = nullptr);
 bool CheckSpjLevel(BuildCtx *ctx, Query *q, int depth, bool allow_grouping);
 bool CheckDifferentiable(BuildCtx *ctx, Query *q, int depth);
-char *RelationColumns(Oid relid, const char *alias, bool from_buffer);
+char *RelationColumns(Oid relid, const char *alias, bool from_buffer, bool named = true);
 bool AllColumnsGroupable(Oid relid);
 char *BaseDeltaSql(RangeTblEntry *rte, bool shared = false);
 char *LiveRelation(RangeTblEntry *rte);

@@ -87,7 +87,8 @@ OldRowsSql(RangeTblEntry *rte) {
 	char *delta = BaseDeltaSql(rte);
 	char *cols = RelationColumns(rte->relid, "a", false);
 	char *live = LiveRelation(rte);
-	char *same = psprintf("ROW(%s) IS NOT DISTINCT FROM ROW(%s)", cols, PositionalRefs("d", ncols));
+	char *same = psprintf("ROW(%s) IS NOT DISTINCT FROM ROW(%s)", RelationColumns(rte->relid, "a", false, false),
+	                      PositionalRefs("d", ncols));
 	// Rows equal to no changed row, plus each changed row as often as the old state held it.
 	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s WHERE NOT EXISTS (SELECT 1 FROM (%s) d(%s\"__pgt_cw\") "
 	                "WHERE %s) UNION ALL SELECT %s, 1::pg_catalog.int8 FROM (SELECT d.*, (SELECT pg_catalog.count(*) FROM %s "

@@ -6,6 +6,8 @@
 # on exit. Data, queries and change cycles: test/tpch (see test/tpch/README.md).
 #
 #   bash bench/tpch.sh [--sf 0.1] [--reps N] [--queries q01,q05] [--no-verify]
+#                      [--fraction F] [--warmup N] [--warmup-fraction F] [--lagging-consumer] ...
+#   (bench/tpch.py --help lists every option)
 #
 # Environment (see bench/lib.sh): PGT_CACHE_DIR, PGT_BENCH_REV, PGT_BENCH_WAIT_IDLE, PGT_BENCH_KEEP,
 # PGT_BENCH_NOBUILD.

@@ -453,6 +453,12 @@ AllColumnsGroupable(Oid relid) {
 	}
 }
 
+// The change buffer of base table `relid`, schema-qualified and quoted.
+char *
+BufferRelation(Oid relid) {
+	return psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", relid)));
+}
+
 // The change window of a base table as a consolidated Z-set: a row inserted and deleted again (or the
 // old image of a row updated twice) cancels out before any expression of the query sees it, so the
 // delta only ever evaluates expressions on row versions that existed at one of the two frontiers.
@@ -465,7 +471,7 @@ AllColumnsGroupable(Oid relid) {
 char *
 BaseDeltaSql(RangeTblEntry *rte, bool shared) {
 	Oid relid = rte->relid;
-	char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", relid)));
+	char *buffer = BufferRelation(relid);
 	// Weights to be summed are int4: sum(int4) accumulates in an int8, sum(int8) in a numeric (grouping
 	// 12,000 changed lineitem rows: about 30 % faster).
 	bool groupable = AllColumnsGroupable(relid);

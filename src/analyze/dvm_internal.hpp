@@ -96,6 +96,7 @@ char *RelationColumns(Oid relid, const char *alias, bool from_buffer, bool named
 bool AllColumnsGroupable(Oid relid);
 char *BaseDeltaSql(RangeTblEntry *rte, bool shared = false);
 char *LiveRelation(RangeTblEntry *rte);
+char *BufferRelation(Oid relid);
 char *BasePostSql(RangeTblEntry *rte);
 char *PreStateSql(const char *post_sql, const char *delta_sql, int ncols);
 char *InputDeltaSql(RangeTblEntry *rte);

@@ -18,7 +18,7 @@ namespace pgtrickle::dvm_detail {
 // Changed rows of a base table in the window (every image, inserted or deleted), weight 1.
 char *
 ChangedRowsSql(RangeTblEntry *rte) {
-	char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", rte->relid)));
+	char *buffer = BufferRelation(rte->relid);
 	return psprintf("SELECT %s, 1::pg_catalog.int8 AS \"__pgt_w\" FROM %s b WHERE b.\"__pgt_op\" "
 	                "OPERATOR(pg_catalog.<>) 'T' AND %s",
 	                RelationColumns(rte->relid, "b", true), buffer, BufferWindowPredicate("b", !g_large_windows).c_str());
@@ -31,8 +31,8 @@ AnyChangeSql(List *relids) {
 	initStringInfo(&s);
 	ListCell *lc;
 	foreach (lc, relids) {
-		char *buffer = psprintf("pgtrickle_changes.%s", quote_identifier(psprintf("changes_%u", lfirst_oid(lc))));
-		appendStringInfo(&s, "%sSELECT 1 FROM (%s) p", s.len ? " UNION ALL " : "", BufferWindowProbe(buffer).c_str());
+		appendStringInfo(&s, "%sSELECT 1 FROM (%s) p", s.len ? " UNION ALL " : "",
+		                 BufferWindowProbe(BufferRelation(lfirst_oid(lc))).c_str());
 	}
 	if (s.len == 0)
 		appendStringInfoString(&s, "SELECT 1 WHERE false");

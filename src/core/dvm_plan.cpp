@@ -138,8 +138,7 @@ BufferWindowPredicate(const std::string &alias, bool bounded) {
 
 std::string
 BufferWindowProbe(const std::string &buffer) {
-	return "SELECT 1 FROM " + buffer + " b WHERE b.\"__pgt_xid\" OPERATOR(pg_catalog.>=) "
-	       "LEAST(pg_catalog.pg_snapshot_xmin($1), $2) AND " + BufferWindowPredicate("b") +
+	return "SELECT 1 FROM " + buffer + " b WHERE " + BufferWindowPredicate("b", true) +
 	       " ORDER BY b.\"__pgt_xid\" DESC LIMIT 1";
 }
 

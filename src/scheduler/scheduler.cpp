@@ -174,7 +174,7 @@ SourceHasPending(pg::SpiSession &spi, Oid source, const pg::SqlParams &frontier)
 		pg::SqlParams types;
 		types.Null(PG_SNAPSHOTOID).Null(XID8OID).Null(INT8OID);
 		plan = pg::PrepareKept("SELECT (" +
-		                           BufferWindowProbe(QuoteQualified("pgtrickle_changes", "changes_" + std::to_string(source))) +
+		                           BufferWindowProbe(QuoteQualified("pgtrickle_changes", cdc::BufferName(source))) +
 		                           ") IS NOT NULL",
 		                       types);
 	}

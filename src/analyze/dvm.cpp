@@ -851,10 +851,37 @@ PositionalRefs(const char *alias, int n) {
 	return s.data;
 }
 
+// The condition on range-table entry `rtindex` alone that an OR of conjunctions implies:
+// (A1 AND B1) OR (A2 AND B2), with A1 and A2 reading only that entry, implies (A1 OR A2). Null when
+// some arm has no such conjunct. PostgreSQL derives these itself (extract_restriction_or_clauses),
+// but not through the CASE of a guarded condition.
+static Node *
+ImpliedRestriction(BoolExpr *orclause, int rtindex) {
+	List *arms = NIL;
+	ListCell *lc;
+	foreach (lc, orclause->args) {
+		List *mine = NIL;
+		ListCell *lc2;
+		foreach (lc2, make_ands_implicit(static_cast<Expr *>(lfirst(lc)))) {
+			Node *c = static_cast<Node *>(lfirst(lc2));
+			Bitmapset *rels = pull_varnos(nullptr, c);
+			if (bms_membership(rels) == BMS_SINGLETON && bms_is_member(rtindex, rels))
+				mine = lappend(mine, c);
+		}
+		if (mine == NIL)
+			return nullptr;
+		arms = lappend(arms, make_ands_explicit(mine));
+	}
+	return reinterpret_cast<Node *>(make_orclause(arms));
+}
+
 // Wraps each WHERE conjunct that can raise an error (is not leakproof) and reads a guarded kept input
 // and some other input in CASE WHEN <those inputs' "__pgt_ok" flags> THEN conjunct ELSE false END, so
 // it is evaluated only on pairs of rows that coexisted. Leakproof conjuncts (equality joins on
-// built-in types) stay as they are, so the planner still joins by them.
+// built-in types) stay as they are, so the planner still joins by them. A wrapped OR also gives each
+// input the condition it implies on that input alone, unwrapped (ImpliedRestriction): a condition on
+// one input's rows is evaluated on rows that exist in one state, as the query itself would, and it
+// filters the input before the join (TPC-H Q19: the changed parts of the three brands, not all).
 void
 GuardMixedStateQuals(Query *term, Bitmapset *kept_rels) {
 	if (kept_rels == nullptr || term->jointree->quals == nullptr)
@@ -871,6 +898,14 @@ GuardMixedStateQuals(Query *term, Bitmapset *kept_rels) {
 		if (bms_is_empty(guard_rels) || bms_num_members(rels) < 2 || !contain_leaked_vars(conj)) {
 			out = lappend(out, conj);
 			continue;
+		}
+		if (is_orclause(conj) && !contain_volatile_functions(conj) && !checkExprHasSubLink(conj)) {
+			int r = -1;
+			while ((r = bms_next_member(rels, r)) >= 0) {
+				Node *implied = ImpliedRestriction(reinterpret_cast<BoolExpr *>(conj), r);
+				if (implied != nullptr)
+					out = lappend(out, implied);
+			}
 		}
 		List *flags = NIL;
 		int rtindex = -1;

@@ -112,6 +112,10 @@ QUERIES = {
     "j_noneq": "SELECT a.id, b.k, b.v FROM t1 a JOIN bag b ON b.k BETWEEN a.g AND a.g + 1 WHERE a.qty > 30",
     "j_noneq2": "SELECT a.id, b.id AS bid FROM t1 a JOIN t2 b ON a.amt < b.amount AND a.g = b.g",
     "j_comma": "SELECT a.id, p.region FROM t1 a, pt p WHERE p.id = a.id AND (p.val IS NULL OR p.val < a.qty)",
+    # An OR of conjunctions repeating the join key (TPC-H Q19): numeric comparisons are not leakproof, so
+    # the OR is guarded in the old-state terms, and each table's implied condition is stated beside it.
+    "j_or_arms": "SELECT a.id, b.id AS bid, b.amount FROM t1 a, t2 b WHERE (b.t1_id = a.id AND a.g = 1 AND a.amt > 10 "
+                 "AND b.amount > 20) OR (b.t1_id = a.id AND a.g = 2 AND b.amount < a.amt)",
     "j_one_sided": "SELECT a.id, d.d_id FROM t1 a JOIN dim d ON a.flag AND d.weight > 2",
     "cross": "SELECT d.label, b.s FROM dim d CROSS JOIN bag b WHERE d.weight = 1",
     "cross2": "SELECT d1.d_id, d2.d_id AS d2 FROM dim d1, dim d2 WHERE d1.weight <= d2.weight",

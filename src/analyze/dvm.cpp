@@ -112,8 +112,12 @@ CheckPaddedSide(BuildCtx *ctx, Query *q, Node *n) {
 		if (rte->rtekind == RTE_RELATION && (rte->relkind == RELKIND_RELATION || rte->relkind == RELKIND_PARTITIONED_TABLE) &&
 		    !rte->tablesample)
 			return true;
-		Unsupported(ctx, "%s", "the NULL-padded side of an outer join is not a table (a subquery, view, function or "
-		                       "VALUES there is not maintained differentially yet)");
+		// (A subquery or view that is the whole NULL-padded side is checked by PaddedSubqueryProblem.)
+		Unsupported(ctx, "%s", rte->rtekind == RTE_SUBQUERY
+		                           ? "a subquery or view nested in a join on the NULL-padded side of an outer join is not "
+		                             "maintained differentially yet"
+		                           : "a function, VALUES or table sample on the NULL-padded side of an outer join is not "
+		                             "maintained differentially yet");
 		return false;
 	}
 	if (IsA(n, JoinExpr) && reinterpret_cast<JoinExpr *>(n)->jointype == JOIN_INNER)
@@ -150,9 +154,20 @@ CheckJoinTree(BuildCtx *ctx, Node *n, Query *q) {
 				                       "differentially yet");
 				return false;
 			}
-			if ((j->jointype != JOIN_RIGHT && !CheckPaddedSide(ctx, q, j->rarg)) ||
-			    (j->jointype != JOIN_LEFT && !CheckPaddedSide(ctx, q, j->larg)))
-				return false;
+			for (Node *pad : {j->jointype != JOIN_RIGHT ? j->rarg : nullptr, j->jointype != JOIN_LEFT ? j->larg : nullptr}) {
+				if (pad == nullptr)
+					continue;
+				// A subquery there (a view, a filtered or grouped subquery): see PaddedSubqueryProblem.
+				if (IsA(pad, RangeTblRef) && rt_fetch(reinterpret_cast<RangeTblRef *>(pad)->rtindex, q->rtable)->rtekind ==
+				                                 RTE_SUBQUERY) {
+					if (const char *why = PaddedSubqueryProblem(q, j, pad)) {
+						Unsupported(ctx, "%s", why);
+						return false;
+					}
+				} else if (!CheckPaddedSide(ctx, q, pad)) {
+					return false;
+				}
+			}
 		}
 		return CheckJoinTree(ctx, j->larg, q) && CheckJoinTree(ctx, j->rarg, q);
 	}

@@ -172,6 +172,9 @@ Node *ReplaceJoinNode(Node *n, Node *target, Node *replacement);
 Bitmapset *JoinTreeRelids(Node *n);
 Node *NullOutMutator(Node *node, void *context);
 Node *LevelUpMutator(Node *node, void *context);
+// Null when the subquery range-table entry `pad` on the NULL-padded side of `j` is maintained (the
+// anti-join arm reads its tables), else why not.
+const char *PaddedSubqueryProblem(Query *q, JoinExpr *j, Node *pad);
 Query *AntiJoinArm(Query *q, JoinExpr *j, bool keep_left);
 List *OuterJoinArms(Query *q);
 Query *FlattenJoinAliases(Query *q);

@@ -112,6 +112,129 @@ LevelUpMutator(Node *node, void *context) {
 	return expression_tree_mutator(node, LevelUpMutator, context);
 }
 
+// --- A subquery on the NULL-padded side ---------------------------------------------------------------
+//
+// A view, or a subquery filtering, projecting or grouping tables, on the NULL-padded side: the inner arm
+// joins it as any subquery in FROM; the anti-join arm's NOT EXISTS reads its tables directly,
+//   NOT EXISTS (SELECT 1 FROM <its FROM> WHERE <its WHERE> AND c[its columns := their expressions]),
+// which holds exactly when no row of the subquery meets c. For a grouped subquery, c may read only its
+// group keys (a group with key k exists iff a row of its input has key k); no HAVING.
+
+// Base tables joined by inner joins only.
+static bool
+TablesAndInnerJoins(Query *sq, Node *n) {
+	if (IsA(n, RangeTblRef)) {
+		RangeTblEntry *rte = rt_fetch(reinterpret_cast<RangeTblRef *>(n)->rtindex, sq->rtable);
+		return rte->rtekind == RTE_RELATION &&
+		       (rte->relkind == RELKIND_RELATION || rte->relkind == RELKIND_PARTITIONED_TABLE) && !rte->tablesample;
+	}
+	if (IsA(n, FromExpr)) {
+		ListCell *lc;
+		foreach (lc, reinterpret_cast<FromExpr *>(n)->fromlist)
+			if (!TablesAndInnerJoins(sq, static_cast<Node *>(lfirst(lc))))
+				return false;
+		return true;
+	}
+	return IsA(n, JoinExpr) && reinterpret_cast<JoinExpr *>(n)->jointype == JOIN_INNER &&
+	       !ContainsSublink(reinterpret_cast<JoinExpr *>(n)->quals) &&
+	       TablesAndInnerJoins(sq, reinterpret_cast<JoinExpr *>(n)->larg) &&
+	       TablesAndInnerJoins(sq, reinterpret_cast<JoinExpr *>(n)->rarg);
+}
+
+// The subquery's output expressions, group references resolved (PostgreSQL 18 parses grouped
+// expressions as Vars of a GROUP entry).
+static List *
+PaddedTargets(Query *sq) {
+	List *tl = static_cast<List *>(copyObject(sq->targetList));
+	if (sq->hasGroupRTE)
+		tl = reinterpret_cast<List *>(flatten_group_exprs(nullptr, sq, reinterpret_cast<Node *>(tl)));
+	return tl;
+}
+
+struct PadRefsCtx {
+	int varno;
+	Query *sq;
+	List *targets;
+	bool ok;
+};
+
+// Every reference of the join condition to the padded subquery is a column (not the whole row) that
+// the NOT EXISTS body can compute: any output column, or for a grouped subquery a group key.
+static bool
+PadRefsWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	auto *c = static_cast<PadRefsCtx *>(context);
+	if (IsA(node, Var)) {
+		auto *v = reinterpret_cast<Var *>(node);
+		if (v->varlevelsup != 0 || static_cast<int>(v->varno) != c->varno)
+			return false;
+		if (v->varattno <= 0 || v->varattno > list_length(c->targets)) {
+			c->ok = false;
+			return false;
+		}
+		auto *tle = static_cast<TargetEntry *>(list_nth(c->targets, v->varattno - 1));
+		bool grouped = c->sq->groupClause != NIL || c->sq->hasAggs;
+		if (tle->resjunk || (grouped && (tle->ressortgroupref == 0 ||
+		                                 get_sortgroupref_clause_noerr(tle->ressortgroupref, c->sq->groupClause) == nullptr)))
+			c->ok = false;
+		return false;
+	}
+	return expression_tree_walker(node, PadRefsWalker, context);
+}
+
+// See dvm_internal.hpp. `pad` is a RangeTblRef to a subquery entry.
+const char *
+PaddedSubqueryProblem(Query *q, JoinExpr *j, Node *pad) {
+	int varno = reinterpret_cast<RangeTblRef *>(pad)->rtindex;
+	RangeTblEntry *rte = rt_fetch(varno, q->rtable);
+	Query *sq = rte->subquery;
+	if (rte->lateral)
+		return "a LATERAL subquery on the NULL-padded side of an outer join is not maintained differentially yet";
+	// Its conditions would meet the ON condition in one WHERE, evaluated in any order.
+	if (rte->security_barrier)
+		return "a security_barrier view on the NULL-padded side of an outer join is not maintained differentially";
+	if (sq->setOperations != nullptr || sq->cteList != NIL || sq->hasWindowFuncs || sq->hasTargetSRFs ||
+	    sq->hasSubLinks || sq->distinctClause != NIL || sq->limitCount != nullptr || sq->limitOffset != nullptr ||
+	    sq->groupingSets != NIL || sq->rowMarks != NIL || sq->hasRecursive || sq->hasModifyingCTE ||
+	    sq->commandType != CMD_SELECT || sq->havingQual != nullptr ||
+	    (sq->hasAggs && sq->groupClause == NIL) || contain_volatile_functions(reinterpret_cast<Node *>(sq)))
+		return "a subquery on the NULL-padded side of an outer join is maintained differentially only when it "
+		       "filters, projects or groups (without HAVING) tables: here it uses set operations, WITH, window "
+		       "functions, set-returning functions, subqueries in expressions, DISTINCT, LIMIT, HAVING, an "
+		       "aggregate without GROUP BY or a volatile function";
+	if (!TablesAndInnerJoins(sq, reinterpret_cast<Node *>(sq->jointree)))
+		return "a subquery on the NULL-padded side of an outer join is maintained differentially only over tables "
+		       "joined by inner joins";
+	PadRefsCtx c{varno, sq, PaddedTargets(sq), true};
+	(void)PadRefsWalker(j->quals, &c);
+	if (!c.ok)
+		return "the ON condition of an outer join reads the whole row of the subquery on its NULL-padded side, or "
+		       "an aggregate of it: only its columns, and of a grouped subquery its group keys, are maintained "
+		       "differentially";
+	return nullptr;
+}
+
+struct PadSubstCtx {
+	int varno;
+	List *targets;
+};
+
+// Columns of the padded subquery in the join condition become their expressions over its tables.
+static Node *
+PadSubstMutator(Node *node, void *context) {
+	if (node == nullptr)
+		return nullptr;
+	auto *c = static_cast<PadSubstCtx *>(context);
+	if (IsA(node, Var)) {
+		auto *v = reinterpret_cast<Var *>(node);
+		if (v->varlevelsup == 0 && static_cast<int>(v->varno) == c->varno)
+			return reinterpret_cast<Node *>(copyObject(static_cast<TargetEntry *>(list_nth(c->targets, v->varattno - 1))->expr));
+		return static_cast<Node *>(copyObject(node));
+	}
+	return expression_tree_mutator(node, PadSubstMutator, context);
+}
+
 // The anti-join arm of `j` keeping side `keep` and padding side `pad` with NULLs.
 Query *
 AntiJoinArm(Query *q, JoinExpr *j, bool keep_left) {
@@ -137,7 +260,37 @@ AntiJoinArm(Query *q, JoinExpr *j, bool keep_left) {
 			MakePlaceholderRte(rte, "__pgt_unused");
 	}
 	LevelUpCtx lu{pad_relids};
-	sub->jointree = makeFromExpr(list_make1(copyObject(pad)), LevelUpMutator(static_cast<Node *>(copyObject(aj->quals)), &lu));
+	Node *cond = LevelUpMutator(static_cast<Node *>(copyObject(aj->quals)), &lu);
+	RangeTblEntry *pad_rte = IsA(pad, RangeTblRef) ? rt_fetch(reinterpret_cast<RangeTblRef *>(pad)->rtindex, sub->rtable)
+	                                               : nullptr;
+	if (pad_rte != nullptr && pad_rte->rtekind == RTE_SUBQUERY) {
+		// A subquery (PaddedSubqueryProblem): its tables join the body, its WHERE and the condition over
+		// its expressions are the body's WHERE.
+		Query *sq = static_cast<Query *>(copyObject(pad_rte->subquery));
+		int varno = reinterpret_cast<RangeTblRef *>(pad)->rtindex;
+		int offset = list_length(sub->rtable);
+		// Group references resolved first (against the subquery's own range table); then the whole subquery
+		// moves, its join entries' alias variables too.
+		List *targets = PaddedTargets(sq);
+		OffsetVarNodes(reinterpret_cast<Node *>(sq), offset, 0);
+		OffsetVarNodes(reinterpret_cast<Node *>(targets), offset, 0);
+		CombineRangeTables(&sub->rtable, &sub->rteperminfos, sq->rtable, sq->rteperminfos);
+		int i = 1;
+		foreach (lc, sub->rtable) {
+			auto *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+			if (i == varno || (i > offset && rte->rtekind == RTE_GROUP))
+				MakePlaceholderRte(rte, "__pgt_unused");
+			i++;
+		}
+		PadSubstCtx ps{varno, targets};
+		cond = PadSubstMutator(cond, &ps);
+		List *quals = sq->jointree->quals ? make_ands_implicit(reinterpret_cast<Expr *>(sq->jointree->quals)) : NIL;
+		if (cond != nullptr)
+			quals = list_concat(quals, make_ands_implicit(reinterpret_cast<Expr *>(cond)));
+		sub->jointree = makeFromExpr(sq->jointree->fromlist, reinterpret_cast<Node *>(make_ands_explicit(quals)));
+	} else {
+		sub->jointree = makeFromExpr(list_make1(copyObject(pad)), cond);
+	}
 	sub->targetList = OneTarget();
 	SubLink *sl = makeNode(SubLink);
 	sl->subLinkType = EXISTS_SUBLINK;

@@ -273,6 +273,18 @@ QUERIES = {
                 "LEFT JOIN dim d ON d.d_id = b.d_id",
     "oj_inner_mix": "SELECT a.id, d.label, p.val FROM t1 a JOIN dim d ON d.d_id = a.d_id "
                     "LEFT JOIN pt p ON p.id = a.id AND p.region = d.weight",
+    # Subqueries and views on the NULL-padded side: the anti-join arm reads their tables directly.
+    "oj_sub_filter": "SELECT a.id, s.amount, s.note FROM t1 a LEFT JOIN (SELECT t1_id, amount, note FROM t2 "
+                     "WHERE amount > 10) s ON s.t1_id = a.id",
+    "oj_sub_grouped": "SELECT a.id, coalesce(s.n, 0) AS n, s.total FROM t1 a LEFT JOIN (SELECT t1_id, count(*) AS n, "
+                      "sum(amount) AS total FROM t2 GROUP BY t1_id) s ON s.t1_id = a.id",
+    "oj_sub_right_expr": "SELECT d.d_id, s.q2, s.nm FROM (SELECT d_id, qty * 2 AS q2, coalesce(name, '?') AS nm FROM t1 "
+                         "WHERE flag) s RIGHT JOIN dim d ON s.d_id = d.d_id AND s.nm <> 'beta'",
+    "oj_sub_full": "SELECT s.t1_id, s.note, d.label FROM (SELECT t1_id, d_id, note FROM t2 WHERE note LIKE 'n%') s "
+                   "FULL JOIN dim d ON d.d_id = s.d_id",
+    "oj_sub_keyless": "SELECT d.d_id, s.v FROM dim d LEFT JOIN (SELECT k, v FROM bag WHERE s IS NOT NULL) s "
+                      "ON s.k = d.weight",
+    "oj_view": "SELECT d.d_id, d.label, v.id, v.amt FROM dim d LEFT JOIN v_t1_dim v ON v.region = d.region AND v.qty > 20",
     "oj_group": "SELECT a.g, count(b.id) AS nb, sum(b.amount) AS s FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id GROUP BY a.g",
     "oj_multi_col": "SELECT a.id, b.id AS bid FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id AND b.g = a.g AND b.amount > a.amt",
     "oj_dropped": "SELECT p.id, p.val, w.a, w.c FROM pt p LEFT JOIN wide w ON w.id = p.id",

@@ -118,7 +118,9 @@ LevelUpMutator(Node *node, void *context) {
 // joins it as any subquery in FROM; the anti-join arm's NOT EXISTS reads its tables directly,
 //   NOT EXISTS (SELECT 1 FROM <its FROM> WHERE <its WHERE> AND c[its columns := their expressions]),
 // which holds exactly when no row of the subquery meets c. For a grouped subquery, c may read only its
-// group keys (a group with key k exists iff a row of its input has key k); no HAVING.
+// group keys (a group with key k exists iff a row of its input has key k); no HAVING. A LATERAL
+// subquery's references to the kept side stay outer references of the body. With LIMIT k (k > 0), c
+// may read none of its columns (typically ON true): it has a row iff its unlimited form has one.
 
 // Base tables joined by inner joins only.
 static bool
@@ -183,31 +185,63 @@ PadRefsWalker(Node *node, void *context) {
 	return expression_tree_walker(node, PadRefsWalker, context);
 }
 
+struct ReadsCtx {
+	int varno;
+};
+
+static bool
+ReadsWalker(Node *node, void *context) {
+	if (node == nullptr)
+		return false;
+	if (IsA(node, Var))
+		return reinterpret_cast<Var *>(node)->varlevelsup == 0 &&
+		       static_cast<int>(reinterpret_cast<Var *>(node)->varno) == static_cast<ReadsCtx *>(context)->varno;
+	return expression_tree_walker(node, ReadsWalker, context);
+}
+
+// Whether `n` reads a column (or the row) of range-table entry `varno` of its own level.
+static bool
+ReadsPadded(Node *n, int varno) {
+	ReadsCtx c{varno};
+	return ReadsWalker(n, &c);
+}
+
 // See dvm_internal.hpp. `pad` is a RangeTblRef to a subquery entry.
 const char *
 PaddedSubqueryProblem(Query *q, JoinExpr *j, Node *pad) {
 	int varno = reinterpret_cast<RangeTblRef *>(pad)->rtindex;
 	RangeTblEntry *rte = rt_fetch(varno, q->rtable);
 	Query *sq = rte->subquery;
-	if (rte->lateral)
-		return "a LATERAL subquery on the NULL-padded side of an outer join is not maintained differentially yet";
 	// Its conditions would meet the ON condition in one WHERE, evaluated in any order.
 	if (rte->security_barrier)
 		return "a security_barrier view on the NULL-padded side of an outer join is not maintained differentially";
 	if (sq->setOperations != nullptr || sq->cteList != NIL || sq->hasWindowFuncs || sq->hasTargetSRFs ||
-	    sq->hasSubLinks || sq->distinctClause != NIL || sq->limitCount != nullptr || sq->limitOffset != nullptr ||
+	    sq->hasSubLinks || sq->distinctClause != NIL || sq->limitOffset != nullptr ||
 	    sq->groupingSets != NIL || sq->rowMarks != NIL || sq->hasRecursive || sq->hasModifyingCTE ||
 	    sq->commandType != CMD_SELECT || sq->havingQual != nullptr ||
 	    (sq->hasAggs && sq->groupClause == NIL) || contain_volatile_functions(reinterpret_cast<Node *>(sq)))
 		return "a subquery on the NULL-padded side of an outer join is maintained differentially only when it "
-		       "filters, projects or groups (without HAVING) tables: here it uses set operations, WITH, window "
-		       "functions, set-returning functions, subqueries in expressions, DISTINCT, LIMIT, HAVING, an "
-		       "aggregate without GROUP BY or a volatile function";
+		       "filters, projects, groups (without HAVING) or limits tables: here it uses set operations, WITH, "
+		       "window functions, set-returning functions, subqueries in expressions, DISTINCT, OFFSET, HAVING, "
+		       "an aggregate without GROUP BY or a volatile function";
 	if (!TablesAndInnerJoins(sq, reinterpret_cast<Node *>(sq->jointree)))
 		return "a subquery on the NULL-padded side of an outer join is maintained differentially only over tables "
 		       "joined by inner joins";
 	PadRefsCtx c{varno, sq, PaddedTargets(sq), true};
 	(void)PadRefsWalker(j->quals, &c);
+	if (sq->limitCount != nullptr) {
+		// LIMIT k (k > 0) keeps a row if there is one: with an ON condition that reads none of its columns
+		// (LEFT JOIN LATERAL (… ORDER BY … LIMIT 1) ON true), the row is padded iff its unlimited form is
+		// empty. The body reads that form (the ORDER BY and LIMIT dropped).
+		Node *lim = eval_const_expressions(nullptr, static_cast<Node *>(copyObject(sq->limitCount)));
+		auto *k = reinterpret_cast<Const *>(lim);
+		if (!IsA(lim, Const) || k->constisnull || k->consttype != INT8OID || DatumGetInt64(k->constvalue) <= 0)
+			return "a subquery on the NULL-padded side of an outer join is maintained differentially with LIMIT only "
+			       "for a positive constant LIMIT without OFFSET";
+		if (ReadsPadded(j->quals, varno))
+			return "the ON condition of an outer join reads a column of the LIMIT subquery on its NULL-padded side: "
+			       "maintained differentially only when it reads none (ON true)";
+	}
 	if (!c.ok)
 		return "the ON condition of an outer join reads the whole row of the subquery on its NULL-padded side, or "
 		       "an aggregate of it: only its columns, and of a grouped subquery its group keys, are maintained "

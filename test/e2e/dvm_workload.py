@@ -284,6 +284,10 @@ QUERIES = {
                    "FULL JOIN dim d ON d.d_id = s.d_id",
     "oj_sub_keyless": "SELECT d.d_id, s.v FROM dim d LEFT JOIN (SELECT k, v FROM bag WHERE s IS NOT NULL) s "
                       "ON s.k = d.weight",
+    "oj_lateral": "SELECT d.d_id, s.id FROM dim d LEFT JOIN LATERAL (SELECT id FROM t1 WHERE t1.d_id = d.d_id "
+                  "AND t1.qty > d.weight) s ON s.id % 2 = 0",
+    "oj_lateral_top": "SELECT a.id, s.amount, s.id AS bid FROM t1 a LEFT JOIN LATERAL (SELECT id, amount FROM t2 "
+                      "WHERE t2.t1_id = a.id ORDER BY amount DESC NULLS LAST, id LIMIT 1) s ON true",
     "oj_view": "SELECT d.d_id, d.label, v.id, v.amt FROM dim d LEFT JOIN v_t1_dim v ON v.region = d.region AND v.qty > 20",
     "oj_group": "SELECT a.g, count(b.id) AS nb, sum(b.amount) AS s FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id GROUP BY a.g",
     "oj_multi_col": "SELECT a.id, b.id AS bid FROM t1 a LEFT JOIN t2 b ON b.t1_id = a.id AND b.g = a.g AND b.amount > a.amt",

@@ -4,7 +4,9 @@ differentially. The inner arm joins the subquery as any subquery in FROM; the an
 `NOT EXISTS` reads the subquery's tables directly, with its WHERE and the ON condition over its
 expressions. For a grouped subquery the ON condition may read its group keys only. Contents must stay
 exact through inserts, updates and deletes on both sides, rows moving in and out of the subquery's
-filter, and NULLs; the constructs still refused give their reason."""
+filter, and NULLs; the constructs still refused give their reason. LATERAL subqueries too, and with
+LIMIT k (k > 0) when the ON condition reads none of their columns (`LEFT JOIN LATERAL (… ORDER BY …
+LIMIT 1) o ON true`: the row is padded iff the unlimited subquery is empty)."""
 import pytest
 
 from pgt_helpers import assert_st_matches_query, create_st, expect_error, refresh
@@ -18,6 +20,12 @@ QUERIES = {
     "st_view": "SELECT c.id, v.amt2, v.st FROM cu c LEFT JOIN vx v ON v.cust_id = c.id AND v.st <> 'y'",
     "st_right": "SELECT c.id, v.amt2 FROM vx v RIGHT JOIN cu c ON v.cust_id = c.id AND v.amt2 > 40",
     "st_full": "SELECT c.id, v.id AS oid, v.st FROM cu c FULL JOIN vx v ON v.cust_id = c.id",
+    # LATERAL: references to the kept side stay outer references of the NOT EXISTS body.
+    "st_lateral": "SELECT c.id, o.amt FROM cu c LEFT JOIN LATERAL (SELECT amt FROM ord WHERE ord.cust_id = c.id "
+                  "AND ord.amt > c.id / 20) o ON o.amt < 45 AND c.name IS NOT NULL",
+    # The top order of each customer: LIMIT 1 keeps a row iff there is one (ON true).
+    "st_lateral_top": "SELECT c.id, o.amt, o.id AS oid FROM cu c LEFT JOIN LATERAL (SELECT id, amt FROM ord "
+                      "WHERE ord.cust_id = c.id ORDER BY amt DESC, id LIMIT 1) o ON true",
     # Aggregated on top: the NULL-padded rows count as zero orders.
     "st_counts": "SELECT coalesce(o.n, 0) AS orders, count(*) AS customers FROM cu c LEFT JOIN (SELECT cust_id, "
                  "count(*) AS n FROM ord WHERE amt > 5 GROUP BY cust_id) o ON o.cust_id = c.id GROUP BY 1",
@@ -70,7 +78,11 @@ def test_subqueries_and_views_on_the_padded_side_stay_exact(db):
 
 @pytest.mark.parametrize("query,reason", [
     ("SELECT c.id, o.amt FROM cu c LEFT JOIN LATERAL (SELECT amt FROM ord WHERE ord.cust_id = c.id ORDER BY amt DESC "
-     "LIMIT 1) o ON true", "LATERAL subquery on the NULL-padded side"),
+     "LIMIT 2) o ON o.amt > 3", "reads a column of the LIMIT subquery"),
+    ("SELECT c.id, o.amt FROM cu c LEFT JOIN LATERAL (SELECT amt FROM ord WHERE ord.cust_id = c.id ORDER BY amt DESC "
+     "LIMIT 1 OFFSET 1) o ON true", "OFFSET"),
+    ("SELECT c.id, o.amt FROM cu c LEFT JOIN LATERAL (SELECT amt FROM ord WHERE ord.cust_id = c.id ORDER BY amt DESC "
+     "LIMIT 0) o ON true", "positive constant LIMIT"),
     ("SELECT c.id, o.total FROM cu c LEFT JOIN (SELECT cust_id, sum(amt) AS total FROM ord GROUP BY cust_id) o "
      "ON o.total > c.id", "only its columns, and of a grouped subquery its group keys"),
     ("SELECT c.id, o.n FROM cu c LEFT JOIN (SELECT cust_id, count(*) AS n FROM ord GROUP BY cust_id "

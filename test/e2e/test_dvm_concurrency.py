@@ -117,7 +117,7 @@ class Refresher:
 
 
 class Writer:
-    def __init__(self, db, index, refresher, stats, errors, phase_over, arrive, release):
+    def __init__(self, db, index, refresher, stats, errors, phase_over, arrive, release, idle):
         self.index = index
         self.base = base_of(index)
         self.rng = random.Random(SEED * 100 + index)
@@ -128,6 +128,7 @@ class Writer:
         self.phase_over = phase_over
         self.arrive = arrive
         self.release = release
+        self.idle = idle  # the writers only: every one is done with its phase's transactions
         self.open_tx = False  # a transaction kept open across the barrier
         self.hold_across_barrier = False  # set by the main thread for the current phase (writer 0 only)
         self.finished = False
@@ -241,6 +242,10 @@ class Writer:
                             self.stats.add("commits")
                     while not self.phase_over.is_set():
                         self.guarded(lambda: self.transaction(cur))
+                    # The transaction held across the barrier opens once the others are done: its row
+                    # locks would otherwise block another writer's last transaction, which could then
+                    # never reach the barrier this writer waits at (until the statement timeout).
+                    self.idle.wait()
                     if self.index == 0 and self.hold_across_barrier:
                         cur.execute("BEGIN")
                         if self.guarded(lambda: [self.op(cur) for _ in range(3)]):
@@ -256,6 +261,7 @@ class Writer:
             self.errors.append((f"writer{self.index}", e))
             self.arrive.abort()
             self.release.abort()
+            self.idle.abort()
 
 
 
@@ -310,8 +316,9 @@ def test_dvm_concurrent_writers(db):
     phase_over = threading.Event()
     arrive = threading.Barrier(WRITERS + 1)
     release = threading.Barrier(WRITERS + 1)
+    idle = threading.Barrier(WRITERS)
     refresher = Refresher(db, stats, errors)
-    writers = [Writer(db, i, refresher, stats, errors, phase_over, arrive, release) for i in range(WRITERS)]
+    writers = [Writer(db, i, refresher, stats, errors, phase_over, arrive, release, idle) for i in range(WRITERS)]
     refresher.thread.start()
     for w in writers:
         w.thread.start()
@@ -361,6 +368,7 @@ def test_dvm_concurrent_writers(db):
     finally:
         arrive.abort()
         release.abort()
+        idle.abort()
         refresher.stop.set()
         for w in writers:
             w.finished = True

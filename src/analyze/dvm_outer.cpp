@@ -185,27 +185,6 @@ PadRefsWalker(Node *node, void *context) {
 	return expression_tree_walker(node, PadRefsWalker, context);
 }
 
-struct ReadsCtx {
-	int varno;
-};
-
-static bool
-ReadsWalker(Node *node, void *context) {
-	if (node == nullptr)
-		return false;
-	if (IsA(node, Var))
-		return reinterpret_cast<Var *>(node)->varlevelsup == 0 &&
-		       static_cast<int>(reinterpret_cast<Var *>(node)->varno) == static_cast<ReadsCtx *>(context)->varno;
-	return expression_tree_walker(node, ReadsWalker, context);
-}
-
-// Whether `n` reads a column (or the row) of range-table entry `varno` of its own level.
-static bool
-ReadsPadded(Node *n, int varno) {
-	ReadsCtx c{varno};
-	return ReadsWalker(n, &c);
-}
-
 // See dvm_internal.hpp. `pad` is a RangeTblRef to a subquery entry.
 const char *
 PaddedSubqueryProblem(Query *q, JoinExpr *j, Node *pad) {
@@ -238,7 +217,7 @@ PaddedSubqueryProblem(Query *q, JoinExpr *j, Node *pad) {
 		if (!IsA(lim, Const) || k->constisnull || k->consttype != INT8OID || DatumGetInt64(k->constvalue) <= 0)
 			return "a subquery on the NULL-padded side of an outer join is maintained differentially with LIMIT only "
 			       "for a positive constant LIMIT without OFFSET";
-		if (ReadsPadded(j->quals, varno))
+		if (bms_is_member(varno, pull_varnos(nullptr, j->quals)))
 			return "the ON condition of an outer join reads a column of the LIMIT subquery on its NULL-padded side: "
 			       "maintained differentially only when it reads none (ON true)";
 	}
